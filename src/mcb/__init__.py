@@ -1,0 +1,3 @@
+"""MCB: multi-tenant funnel tracking on PostgreSQL."""
+
+__version__ = "0.1.0"

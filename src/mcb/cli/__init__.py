@@ -1,0 +1,34 @@
+"""The ``mcb`` command. Typer parses and dispatches; the work is done by functions in the domain packages."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from mcb.cli import db as db_commands
+from mcb.errors import UserError
+
+app = typer.Typer(
+    name="mcb",
+    help="MCB: multi-tenant funnel tracking on PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_commands.app, name="db")
+
+err = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point: expected failures print one sentence and exit non-zero, never a traceback."""
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"[bold red]Error:[/bold red] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("Interrupted; every step that finished is recorded, run the command again to continue.")
+        sys.exit(130)

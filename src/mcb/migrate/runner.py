@@ -1,0 +1,344 @@
+"""``mcb db upgrade / downgrade / status`` as plain functions (the CLI only parses and dispatches).
+
+An upgrade: look at the database (empty, MCB's, the original's, unknown), refuse an unknown shape with
+its differences, take a backup when the database holds rows, adopt the original's database by stamping
+revision 0001, apply the pending revisions online with progress, record every step in
+``mcb_migration_log``, and verify. Each revision checks the state before each step, so a rerun after a
+crash at any point finishes the job; a run with nothing pending is a no-op that says so.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+from mcb.config import Settings, get_settings
+from mcb.errors import UnknownSchema, UserError
+from mcb.migrate import backup as backups
+from mcb.migrate import guards, ledger, online
+from mcb.migrate.adopt import DatabaseShape, holds_rows, inspect_shape
+from mcb.migrate.progress import Reporter, reporting
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+BASE_REVISION = "0001"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = script_directory().get_current_head()
+    assert head is not None
+    return head
+
+
+@dataclass
+class PlannedRevision:
+    revision: str
+    title: str
+
+
+def pending_revisions(current: str | None) -> list[PlannedRevision]:
+    """Revisions after ``current`` up to head, oldest first."""
+    scripts = script_directory()
+    upper = scripts.get_current_head()
+    revs = list(scripts.iterate_revisions(upper, current))
+    revs.reverse()
+    return [PlannedRevision(r.revision, _title(r.doc)) for r in revs]
+
+
+def _title(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if doc else ""
+
+
+def _configure_online(settings: Settings) -> None:
+    online.settings.lock_timeout_ms = settings.lock_timeout_ms
+    online.settings.lock_retries = settings.lock_retries
+    online.settings.batch_size = settings.backfill_batch_size
+
+
+@dataclass
+class UpgradeResult:
+    shape: DatabaseShape
+    applied: list[str] = field(default_factory=list)
+    backup_path: Path | None = None
+    adopted: bool = False
+    noop: bool = False
+    sql: str | None = None
+    plan: list[PlannedRevision] = field(default_factory=list)
+    verification: Any = None
+
+
+def _refuse_unknown(shape: DatabaseShape) -> None:
+    if shape.kind == "unknown":
+        listed = "; ".join(shape.differences)
+        raise UnknownSchema(
+            f"This database is neither empty, nor MCB's, nor the original MCB schema, so it was not changed: {listed}."
+        )
+
+
+def _check_known_revision(revision: str | None) -> None:
+    if revision is None:
+        return
+    try:
+        script_directory().get_revision(revision)
+    except Exception as exc:
+        raise UnknownSchema(
+            f"The database is at revision {revision}, which this version of MCB does not know; "
+            "upgrade MCB before migrating."
+        ) from exc
+
+
+def offline_sql(current: str | None) -> str:
+    """The SQL that an upgrade from ``current`` would run, as Alembic's offline mode writes it."""
+    buffer = io.StringIO()
+    cfg = alembic_config()
+    cfg.output_buffer = buffer
+    target = f"{current}:head" if current else "head"
+    command.upgrade(cfg, target, sql=True)
+    return buffer.getvalue()
+
+
+def upgrade(
+    engine: Engine,
+    url: str,
+    *,
+    make_backup: bool = True,
+    backup_path: Path | None = None,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    settings: Settings | None = None,
+    verify_after: bool = True,
+) -> UpgradeResult:
+    settings = settings or get_settings()
+    reporter = reporter or Reporter()
+    _configure_online(settings)
+    with engine.connect() as conn:
+        shape = inspect_shape(conn)
+        conn.rollback()
+    _refuse_unknown(shape)
+    _check_known_revision(shape.revision)
+    current = shape.revision if shape.kind == "versioned" else (BASE_REVISION if shape.kind == "legacy" else None)
+    plan = pending_revisions(current)
+    result = UpgradeResult(shape=shape, plan=plan, adopted=shape.kind == "legacy")
+
+    if dry_run:
+        result.sql = offline_sql(current)
+        result.noop = not plan and shape.kind != "legacy"
+        return result
+
+    if not plan and shape.kind == "versioned":
+        result.noop = True
+        with engine.connect() as conn:
+            already_verified = ledger.last_verification_passed(conn)
+        if verify_after and not already_verified:
+            result.verification = _verify_and_record(engine, settings)
+        return result
+
+    with engine.connect() as conn:
+        rows = holds_rows(conn)
+        conn.rollback()
+    if rows and make_backup:
+        target = backup_path or backups.default_backup_path(url, f"before-{plan[-1].revision if plan else 'adopt'}")
+        started = time.monotonic()
+        result.backup_path = backups.backup(url, target)
+        elapsed = time.monotonic() - started
+        reporter.message(f"Backup written to {result.backup_path} ({elapsed:.1f}s)")
+        with engine.begin() as conn:
+            ledger.ensure_ledger(conn)
+            ledger.record(conn, "backup", "done", revision=current, seconds=elapsed,
+                          detail={"path": str(result.backup_path)})
+
+    with engine.begin() as conn:
+        ledger.ensure_ledger(conn)
+        if shape.kind == "legacy":
+            command.stamp(alembic_config(conn), BASE_REVISION)
+            ledger.record(conn, "adopt", "done", revision=BASE_REVISION,
+                          detail={"notes": shape.notes})
+            reporter.message(
+                "Recognised the original single-tenant schema; stamped revision 0001 (adopted)."
+            )
+
+    result.applied = _apply(engine, plan, reporter, upgrade=True)
+    if verify_after:
+        result.verification = _verify_and_record(engine, settings)
+    return result
+
+
+def _apply(engine: Engine, plan: list[PlannedRevision], reporter: Reporter, *, upgrade: bool,
+           target: str = "head") -> list[str]:
+    applied: list[str] = []
+    titles = {p.revision: p.title for p in plan}
+    order = [p.revision for p in plan]
+    state = {"started": time.monotonic()}
+
+    def announce(index: int) -> None:
+        if index < len(order):
+            rev = order[index]
+            reporter.revision_started(rev, titles[rev])
+            state["started"] = time.monotonic()
+
+    def on_version_apply(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        rev = step.up_revision_id if step.is_upgrade else step.up_revision_id
+        seconds = time.monotonic() - state["started"]
+        ledger.record(
+            ctx.connection,
+            "upgrade" if upgrade else "downgrade",
+            "done",
+            revision=rev,
+            seconds=seconds,
+            detail={"title": titles.get(rev, ""), "steps": [s.label for s in reporter.steps],
+                    "lock_retries": reporter.lock_retries},
+        )
+        reporter.revision_done(rev, titles.get(rev, ""), seconds)
+        applied.append(rev)
+        announce(len(applied))
+
+    with reporting(reporter), engine.connect() as conn:
+        cfg = alembic_config(conn)
+        cfg.attributes["on_version_apply"] = on_version_apply
+        announce(0)
+        try:
+            if upgrade:
+                command.upgrade(cfg, target)
+            else:
+                command.downgrade(cfg, target)
+            conn.commit()
+        except Exception as exc:
+            conn.rollback()
+            failed = order[len(applied)] if len(applied) < len(order) else None
+            with engine.begin() as log_conn:
+                ledger.record(log_conn, "upgrade" if upgrade else "downgrade", "failed", revision=failed,
+                              detail={"error": f"{type(exc).__name__}: {_one_line(exc)}"})
+            raise
+    return applied
+
+
+def _one_line(exc: BaseException) -> str:
+    text_ = str(getattr(exc, "orig", None) or exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__
+
+
+def _verify_and_record(engine: Engine, settings: Settings) -> Any:
+    from mcb.migrate.verify import run_checks
+
+    started = time.monotonic()
+    report = run_checks(engine, settings)
+    with engine.begin() as conn:
+        ledger.record(conn, "verify", "passed" if report.passed else "failed", revision=report.revision,
+                      seconds=time.monotonic() - started,
+                      detail={"failed": [c.name for c in report.checks if not c.passed]})
+    return report
+
+
+@dataclass
+class DowngradeResult:
+    reverted: list[str]
+    backup_path: Path | None
+
+
+def downgrade_single_tenant(
+    engine: Engine,
+    url: str,
+    *,
+    make_backup: bool = True,
+    reporter: Reporter | None = None,
+    settings: Settings | None = None,
+) -> DowngradeResult:
+    """Back to revision 0001, refusing (and changing nothing) when that would lose or merge data."""
+    settings = settings or get_settings()
+    reporter = reporter or Reporter()
+    _configure_online(settings)
+    with engine.connect() as conn:
+        shape = inspect_shape(conn)
+        if shape.kind != "versioned":
+            raise UserError("This database is not managed by MCB (no revision recorded); there is nothing to downgrade.")
+        _check_known_revision(shape.revision)
+        if shape.revision == BASE_REVISION:
+            return DowngradeResult([], None)
+
+        def q(sql: str) -> list[tuple[Any, ...]]:
+            return list(conn.exec_driver_sql(sql).fetchall())
+
+        problems = guards.downgrade_blockers(q)
+        conn.rollback()
+    if problems:
+        with engine.begin() as conn:
+            ledger.record(conn, "downgrade", "refused", revision=shape.revision, detail={"problems": problems})
+        guards.refuse_if(problems)
+
+    backup_path = None
+    with engine.connect() as conn:
+        rows = holds_rows(conn)
+    if rows and make_backup:
+        backup_path = backups.backup(url, backups.default_backup_path(url, f"before-downgrade-{shape.revision}"))
+        reporter.message(f"Backup written to {backup_path}")
+        with engine.begin() as conn:
+            ledger.record(conn, "backup", "done", revision=shape.revision, detail={"path": str(backup_path)})
+
+    scripts = script_directory()
+    revs = [r.revision for r in scripts.iterate_revisions(shape.revision, BASE_REVISION)]
+    plan = [PlannedRevision(r, _title(scripts.get_revision(r).doc)) for r in revs if r != BASE_REVISION]
+    reverted = _apply(engine, plan, reporter, upgrade=False, target=BASE_REVISION)
+    return DowngradeResult(reverted, backup_path)
+
+
+@dataclass
+class Status:
+    url: str
+    kind: str
+    revision: str | None
+    head: str
+    pending: list[PlannedRevision]
+    drift: list[str]
+    notes: list[str]
+    differences: list[str]
+    log: list[ledger.LogEntry]
+
+
+def status(engine: Engine, url: str) -> Status:
+    from mcb.migrate.drift import schema_drift
+
+    with engine.connect() as conn:
+        shape = inspect_shape(conn)
+        conn.rollback()
+        current = shape.revision if shape.kind == "versioned" else (BASE_REVISION if shape.kind == "legacy" else None)
+        pending = pending_revisions(current) if shape.kind != "unknown" else []
+        drift = schema_drift(conn) if shape.kind == "versioned" and not pending else []
+        log = ledger.recent(conn, 10)
+    return Status(
+        url=url,
+        kind=shape.kind,
+        revision=shape.revision,
+        head=head_revision(),
+        pending=pending,
+        drift=drift,
+        notes=shape.notes,
+        differences=shape.differences,
+        log=log,
+    )
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT to_regclass('public.alembic_version')")).scalar() is None:
+            return None
+        value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return str(value) if value is not None else None

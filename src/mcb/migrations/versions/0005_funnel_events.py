@@ -1,0 +1,136 @@
+"""funnel_events, the append-only history, backfilled from the legacy contact date columns (spec 1.4).
+
+Every dated milestone of a contact becomes one event with the deterministic key
+``migration_<contact id>_<event type>`` (R-15), so the backfill can be interrupted and rerun at will.
+Every contact gets a lead event (``contact_subscribed`` when ManyChat dated it, else ``contact_created``,
+R-28). The qualification answers are stored under semantic names (R-16): q1/q2 swapped meaning twice in
+the original, so the one that reads like a duration ("3 months", "6 weeks") is ``months_postpartum`` and
+the other ``symptoms``; the raw values stay alongside as ``legacy_q1_question`` / ``legacy_q2_question``.
+The contacts table is only read. Secondary indexes and the foreign key are built after the backfill.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from mcb.migrate import guards, online
+from mcb.migrate.sqltext import EVENT_SOURCES, EVENT_TYPES, in_list
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels = None
+depends_on = None
+
+DURATION = (
+    r"'^\s*(\d+([.,]\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"less|under|over|more|almost|about|newborn)\M|\m(months?|mos?|weeks?|wks?|years?|yrs?)\M'"
+)
+
+
+def _is_duration(column: str) -> str:
+    return f"COALESCE(c.{column} ~* {DURATION}, false)"
+
+
+Q1_IS_MONTHS = f"({_is_duration('q1_question')} AND NOT {_is_duration('q2_question')})"
+
+BACKFILL = f"""
+INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, source_event_id,
+                           event_data, contact_snapshot, created_by)
+SELECT c.tenant_id, c.id, e.event_type, e.ts, 'system', 'migration_' || c.id::text || '_' || e.event_type,
+       COALESCE(jsonb_strip_nulls(e.data), '{{}}'::jsonb),
+       jsonb_strip_nulls(jsonb_build_object(
+           'email', COALESCE(c.email_primary, c.email_booking, c.email_payment),
+           'first_name', c.first_name, 'last_name', c.last_name, 'phone', c.phone,
+           'stage', c.stage, 'source', c.source)),
+       'migration'
+FROM contacts c
+CROSS JOIN LATERAL (VALUES
+    (CASE WHEN COALESCE(c.subscribe_date, c.subscribed) IS NOT NULL
+          THEN 'contact_subscribed' ELSE 'contact_created' END,
+     COALESCE(c.subscribe_date, c.subscribed, c.created_at, c.updated_at, now()),
+     jsonb_build_object('trigger_word', c.trigger_word, 'chatbot_variant', c.chatbot_ab,
+                        'misc_variant', c.misc_ab, 'ad_id', c.ad_id, 'mc_id', c.mc_id, 'ghl_id', c.ghl_id,
+                        'ig', c.ig, 'fb', c.fb, 'source', c.source)),
+    ('dm_qualified', c.dm_qualified_date,
+     jsonb_build_object(
+        'symptoms', CASE WHEN {Q1_IS_MONTHS} THEN c.q2_question ELSE c.q1_question END,
+        'months_postpartum', CASE WHEN {Q1_IS_MONTHS} THEN c.q1_question ELSE c.q2_question END,
+        'objections', c.objections, 'lead_summary', c.lead_summary, 'thread_id', c.thread_id,
+        'legacy_q1_question', c.q1_question, 'legacy_q2_question', c.q2_question)),
+    ('link_sent', c.link_send_date, NULL::jsonb),
+    ('link_clicked', c.link_click_date, NULL::jsonb),
+    ('form_submitted', c.form_submit_date, NULL::jsonb),
+    ('appointment_scheduled', COALESCE(c.appointment_date, c.meeting_book_date), NULL::jsonb),
+    ('appointment_held', COALESCE(c.appointment_held_date, c.meeting_held_date), NULL::jsonb),
+    ('package_sent', c.package_sent_date, NULL::jsonb),
+    ('checkout_started', c.checkout_started, NULL::jsonb),
+    ('purchase_completed', c.purchase_date,
+     jsonb_build_object('amount', c.purchase_amount, 'currency', 'usd')),
+    ('feedback_requested', c.feedback_sent_date, NULL::jsonb),
+    ('feedback_received', c.feedback_received_date, jsonb_build_object('feedback_text', c.feedback_text))
+) AS e(event_type, ts, data)
+WHERE e.ts IS NOT NULL
+  AND (%(lo)s::uuid IS NULL OR c.id > %(lo)s::uuid)
+  AND (%(hi)s::uuid IS NULL OR c.id <= %(hi)s::uuid)
+ON CONFLICT (tenant_id, source, source_event_id) DO NOTHING
+"""
+
+INDEXES: tuple[tuple[str, str], ...] = (
+    ("idx_funnel_events_tenant_time", "tenant_id, event_timestamp) INCLUDE (event_type, contact_id"),
+    ("idx_funnel_events_tenant_contact_time", "tenant_id, contact_id, event_timestamp"),
+    ("idx_funnel_events_tenant_type_time", "tenant_id, event_type, event_timestamp"),
+)
+
+
+def upgrade() -> None:
+    with online.steps():
+        online.execute(
+            f"""
+            CREATE TABLE IF NOT EXISTS funnel_events (
+                id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+                tenant_id UUID NOT NULL,
+                contact_id UUID NOT NULL,
+                event_type TEXT NOT NULL,
+                event_timestamp TIMESTAMPTZ NOT NULL,
+                source TEXT NOT NULL,
+                source_event_id TEXT NOT NULL,
+                event_data JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+                contact_snapshot JSONB,
+                tags JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                created_by TEXT NOT NULL DEFAULT 'system',
+                CONSTRAINT funnel_events_event_type_check CHECK (event_type IN ({in_list(EVENT_TYPES)})),
+                CONSTRAINT funnel_events_source_check CHECK (source IN ({in_list(EVENT_SOURCES)})),
+                CONSTRAINT funnel_events_tenant_id_source_source_event_id_key
+                    UNIQUE (tenant_id, source, source_event_id)
+            )
+            """,
+            step="create funnel_events",
+        )
+        online.keyset_backfill(
+            "funnel_events_from_contacts",
+            table="contacts",
+            key="id",
+            key_type="uuid",
+            batch_sql=BACKFILL,
+            unit="contacts",
+        )
+        online.add_constraint(
+            "funnel_events", "funnel_events_tenant_id_fkey", "FOREIGN KEY (tenant_id) REFERENCES tenants (id)"
+        )
+        online.add_constraint(
+            "funnel_events",
+            "funnel_events_tenant_id_contact_id_fkey",
+            "FOREIGN KEY (tenant_id, contact_id) REFERENCES contacts (tenant_id, id) ON DELETE CASCADE",
+        )
+        for name, cols in INDEXES:
+            online.create_index(name, "funnel_events", cols)
+
+
+def downgrade() -> None:
+    with online.steps():
+        online.guard(guards.only_migration_events)
+        online.execute(
+            "DROP TABLE IF EXISTS funnel_events;\n"
+            "DELETE FROM mcb_backfill_state WHERE name = 'funnel_events_from_contacts'",
+            step="drop funnel_events (it held only the backfill, which the contact columns still hold)",
+        )

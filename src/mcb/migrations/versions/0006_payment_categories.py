@@ -1,0 +1,60 @@
+"""payments.payment_category filled for existing rows by the rules of spec 1.6 (R-23).
+
+Stripe: exactly $100 is a deposit, more is a full purchase, less is miscellaneous. Denefits:
+``<code>_downpayment`` rows are down payments, ``<code>_recurring_<n>`` rows are instalments, every other
+Denefits row is the financed plan. Rows of type refund, or with a negative amount, are refunds. Filled in
+key order, one batch per transaction, resumably; the legacy ``updated_at`` values are left as they were.
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+from mcb.migrate import online
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels = None
+depends_on = None
+
+CATEGORY = r"""
+CASE
+    WHEN p.payment_type = 'refund' OR p.amount < 0 THEN 'refund'
+    WHEN p.payment_source = 'stripe' THEN
+        CASE WHEN p.amount = 100 THEN 'deposit' WHEN p.amount > 100 THEN 'full_purchase' ELSE 'miscellaneous' END
+    WHEN p.payment_event_id LIKE '%%\_downpayment' THEN 'downpayment'
+    WHEN p.payment_event_id LIKE '%%\_recurring\_%%' THEN 'recurring'
+    ELSE 'payment_plan'
+END
+"""
+
+BACKFILL = f"""
+UPDATE payments p SET payment_category = {CATEGORY}
+WHERE p.payment_category IS NULL
+  AND (%(lo)s::uuid IS NULL OR p.id > %(lo)s::uuid)
+  AND (%(hi)s::uuid IS NULL OR p.id <= %(hi)s::uuid)
+"""
+
+
+def upgrade() -> None:
+    with online.steps():
+        online.keyset_backfill(
+            "payment_categories",
+            table="payments",
+            key="id",
+            key_type="uuid",
+            batch_sql=BACKFILL,
+            unit="payments",
+            setup_sql="SELECT set_config('mcb.preserve_updated_at', 'on', true)",
+        )
+        online.create_index(
+            "idx_payments_tenant_category_date", "payments", "tenant_id, payment_category, payment_date"
+        )
+
+
+def downgrade() -> None:
+    with online.steps():
+        online.drop_index("idx_payments_tenant_category_date")
+        online.execute(
+            "DELETE FROM mcb_backfill_state WHERE name = 'payment_categories'",
+            step="forget the payment category backfill (0003's downgrade drops the column)",
+        )

@@ -1,0 +1,1 @@
+"""Tenants, their integrations and API tokens."""
