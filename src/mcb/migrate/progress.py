@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+
 class BackfillProgress:
     """Told after each backfill batch how many source rows it scanned and how many rows it wrote."""
 

@@ -156,7 +156,9 @@ def upgrade(
         rows = holds_rows(conn)
         conn.rollback()
     if rows and make_backup:
-        target = backup_path or backups.default_backup_path(url, f"before-{plan[-1].revision if plan else 'adopt'}")
+        target = backup_path or backups.default_backup_path(
+            url, f"before-{plan[-1].revision if plan else 'adopt'}", settings
+        )
         started = time.monotonic()
         result.backup_path = backups.backup(url, target)
         elapsed = time.monotonic() - started
@@ -288,7 +290,9 @@ def downgrade_single_tenant(
     with engine.connect() as conn:
         rows = holds_rows(conn)
     if rows and make_backup:
-        backup_path = backups.backup(url, backups.default_backup_path(url, f"before-downgrade-{shape.revision}"))
+        backup_path = backups.backup(
+            url, backups.default_backup_path(url, f"before-downgrade-{shape.revision}", settings)
+        )
         reporter.message(f"Backup written to {backup_path}")
         with engine.begin() as conn:
             ledger.record(conn, "backup", "done", revision=shape.revision, detail={"path": str(backup_path)})

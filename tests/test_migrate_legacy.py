@@ -1,0 +1,246 @@
+"""Adopting and migrating the original single-tenant database: values kept, backfills right, reversible."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from mcb.config import Settings
+from mcb.db.engine import make_engine
+from mcb.errors import DowngradeRefused, UnknownSchema
+from mcb.migrate import runner
+from mcb.migrate.adopt import inspect_shape
+from tests.legacy_data import (
+    BARE_CONTACT,
+    KNOWN_CONTACT,
+    SWAPPED_CONTACT,
+    fill_legacy,
+    fingerprint,
+    legacy_columns,
+)
+
+PPCU = "2cb58664-a84a-4d74-844a-4ccd49fcef5a"
+CENTNER = "4b8c38aa-969f-4fb6-846e-f59436bda9d4"
+
+
+def _upgrade(url: str, settings: Settings, **kwargs: object) -> runner.UpgradeResult:
+    engine = make_engine(url)
+    try:
+        return runner.upgrade(engine, url, settings=settings, **kwargs)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+def _fetch(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_upgrade_keeps_every_legacy_value_and_downgrade_restores_them(legacy_url: str, settings: Settings) -> None:
+    fill_legacy(legacy_url)
+    columns = legacy_columns(legacy_url)
+    before = fingerprint(legacy_url, columns)
+    assert before["contacts"][0] == 203 and before["payments"][0] == 86
+
+    result = _upgrade(legacy_url, settings)
+
+    assert result.adopted
+    assert [p.revision for p in result.plan] == ["0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+    assert result.applied == [p.revision for p in result.plan]
+    assert result.backup_path is not None and result.backup_path.stat().st_size > 0
+    assert result.verification is not None and result.verification.passed, result.verification.checks
+    assert fingerprint(legacy_url, columns) == before
+    # Every legacy row now belongs to the default tenant, and no tenant_id is NULL anywhere.
+    assert _fetch(legacy_url, "SELECT DISTINCT tenant_id::text FROM contacts") == [(PPCU,)]
+    assert _fetch(legacy_url, "SELECT DISTINCT tenant_id::text FROM meta_ad_insights") == [(PPCU,)]
+
+    second = _upgrade(legacy_url, settings)
+    assert second.noop and second.applied == [] and second.backup_path is None
+    assert fingerprint(legacy_url, columns) == before
+
+    engine = make_engine(legacy_url)
+    try:
+        down = runner.downgrade_single_tenant(engine, legacy_url, settings=settings)
+        assert down.reverted == ["0008", "0007", "0006", "0005", "0004", "0003", "0002"]
+        assert runner.current_revision(engine) == "0001"
+        with engine.connect() as conn:
+            assert inspect_shape(conn).kind == "versioned"
+    finally:
+        engine.dispose()
+    assert legacy_columns(legacy_url) == columns
+    assert fingerprint(legacy_url, columns) == before
+    # The original's global keys are back, so the original application works as before.
+    keys = {r[0] for r in _fetch(legacy_url, "SELECT conname FROM pg_constraint WHERE contype IN ('u', 'p')")}
+    assert {"contacts_mc_id_key", "contacts_ghl_id_key", "payments_payment_event_id_key", "meta_ads_ad_id_key",
+            "weekly_snapshots_pkey"} <= keys
+
+    # And up again from there.
+    again = _upgrade(legacy_url, settings)
+    assert again.applied[-1] == "0008" and again.verification.passed
+    assert fingerprint(legacy_url, columns) == before
+
+
+def test_backfilled_events_use_semantic_names_and_deterministic_keys(legacy_url: str, settings: Settings) -> None:
+    fill_legacy(legacy_url, contacts=0, payments=0, webhook_logs=0, ads=0, insights_per_ad=0)
+    _upgrade(legacy_url, settings)
+
+    events = {
+        r[0]: r[1:]
+        for r in _fetch(
+            legacy_url,
+            "SELECT event_type, event_timestamp::text, source, source_event_id, event_data, created_by "
+            "FROM funnel_events WHERE contact_id = %s",
+            (KNOWN_CONTACT,),
+        )
+    }
+    assert sorted(events) == [
+        "appointment_held", "appointment_scheduled", "contact_subscribed", "dm_qualified", "link_sent",
+        "purchase_completed",
+    ]
+    ts, source, key, data, created_by = events["dm_qualified"]
+    assert ts == "2025-11-01 10:05:00+00"
+    assert (source, key, created_by) == ("system", f"migration_{KNOWN_CONTACT}_dm_qualified", "migration")
+    assert data["symptoms"] == "Diastasis and back pain"
+    assert data["months_postpartum"] == "3 months"
+    assert data["objections"] == "price" and data["lead_summary"] == "Warm lead"
+    assert data["legacy_q1_question"] == "Diastasis and back pain"
+    assert events["contact_subscribed"][3] == {
+        "trigger_word": "HEAL", "chatbot_variant": "A-OCT30", "mc_id": "mc_known", "ghl_id": "ghl_known",
+        "source": "instagram",
+    }
+    # The superseded meeting_held_date still yields the held event.
+    assert events["appointment_held"][0] == "2025-11-04 15:00:00+00"
+    assert events["purchase_completed"][3] == {"amount": 2997.0, "currency": "usd"}
+
+    swapped = dict(_fetch(
+        legacy_url, "SELECT event_type, event_data FROM funnel_events WHERE contact_id = %s", (SWAPPED_CONTACT,)
+    ))
+    assert swapped["dm_qualified"]["months_postpartum"] == "6 weeks postpartum"
+    assert swapped["dm_qualified"]["symptoms"] == "Pelvic floor weakness"
+    # Historical contact with no ManyChat date: the lead event is contact_created at created_at.
+    assert swapped["contact_created"] == {"source": "instagram_historical", "mc_id": "mc_swapped"}
+
+    bare = _fetch(legacy_url, "SELECT event_type, event_timestamp::text FROM funnel_events WHERE contact_id = %s",
+                  (BARE_CONTACT,))
+    assert bare == [("contact_created", "2025-09-09 09:09:00+00")]
+
+
+def test_payment_categories_follow_the_rules(legacy_url: str, settings: Settings) -> None:
+    fill_legacy(legacy_url, contacts=0, payments=0, webhook_logs=0, ads=0, insights_per_ad=0)
+    before = dict(_fetch(legacy_url, "SELECT payment_event_id, updated_at FROM payments"))
+    _upgrade(legacy_url, settings)
+    rows = dict(_fetch(legacy_url, "SELECT payment_event_id, payment_category FROM payments"))
+    assert rows == {
+        "evt_known_deposit": "deposit",
+        "evt_known_full": "full_purchase",
+        "evt_orphan_misc": "miscellaneous",
+        "BRKSKNOWN001_plan": "payment_plan",
+        "BRKSKNOWN001_downpayment": "downpayment",
+        "BRKSKNOWN001_recurring_17": "recurring",
+    }
+    # Filling the new column did not move updated_at (the legacy values are untouched).
+    assert dict(_fetch(legacy_url, "SELECT payment_event_id, updated_at FROM payments")) == before
+    # A refund (negative, type refund) is now storable (R-23).
+    with psycopg.connect(legacy_url) as conn:
+        conn.execute(
+            "INSERT INTO payments (payment_event_id, payment_source, payment_type, payment_category, amount, status,"
+            " payment_date, raw_payload) VALUES ('evt_refund', 'stripe', 'refund', 'refund', -100, 'refunded', now(),"
+            " '{}')"
+        )
+    amount = _fetch(legacy_url, "SELECT amount FROM payments WHERE payment_event_id = 'evt_refund'")[0][0]
+    assert amount == Decimal("-100.00")
+
+
+def test_downgrade_refuses_when_another_tenant_owns_rows(legacy_url: str, settings: Settings) -> None:
+    fill_legacy(legacy_url, contacts=20, payments=5, webhook_logs=5, ads=2, insights_per_ad=2)
+    _upgrade(legacy_url, settings)
+    with psycopg.connect(legacy_url) as conn:
+        conn.execute("INSERT INTO contacts (tenant_id, mc_id) VALUES (%s, 'mc_known')", (CENTNER,))
+    columns = legacy_columns(legacy_url)
+    before = fingerprint(legacy_url, columns)
+    engine = make_engine(legacy_url)
+    try:
+        with pytest.raises(DowngradeRefused) as refused:
+            runner.downgrade_single_tenant(engine, legacy_url, settings=settings)
+        assert "contacts holds 1 row(s) of tenant centner" in str(refused.value)
+        assert "contacts.(mc_id)" in str(refused.value)  # the same mc_id twice would collide
+        assert runner.current_revision(engine) == "0008"
+    finally:
+        engine.dispose()
+    assert fingerprint(legacy_url, columns) == before
+    assert _fetch(legacy_url, "SELECT status FROM mcb_migration_log WHERE action = 'downgrade'") == [("refused",)]
+
+
+def test_unknown_shape_is_refused_with_its_differences(empty_url: str, settings: Settings) -> None:
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE contacts (id uuid PRIMARY KEY, email text)")
+        conn.execute("CREATE TABLE orders (id int)")
+    with pytest.raises(UnknownSchema) as refused:
+        _upgrade(empty_url, settings)
+    message = str(refused.value)
+    assert "table payments is missing" in message
+    assert "contacts.mc_id is missing" in message
+    tables = {r[0] for r in _fetch(empty_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert tables == {"contacts", "orders"}
+
+
+def test_hand_built_database_with_other_names_is_adopted(empty_url: str, settings: Settings, tmp_path: Path) -> None:
+    """The live database was built by hand: other constraint names, unique indexes instead of constraints,
+    an extra column, missing optional tables. It is recognised by structure and migrated all the same."""
+    from mcb.migrate.online import read_sql
+
+    sql = read_sql("0001_tables.sql")
+    sql = sql.replace("mc_id TEXT UNIQUE,", "mc_id TEXT,").replace("ghl_id TEXT UNIQUE,", "ghl_id TEXT,")
+    sql = sql.replace("CONSTRAINT fk_contact FOREIGN KEY", "CONSTRAINT webhook_logs_contact_fk FOREIGN KEY")
+    for table in ("hist_timeline", "hist_import_logs", "reports_sent"):
+        start = sql.index(f"CREATE TABLE {table}")
+        sql = sql[:start] + sql[sql.index(");", start) + 2:]
+    sql = sql.replace("CREATE INDEX idx_hist_timeline_email ON hist_timeline (email);", "")
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute(sql.encode())
+        conn.execute("CREATE UNIQUE INDEX contacts_mc_unique_idx ON contacts (mc_id)")
+        conn.execute("ALTER TABLE contacts ADD CONSTRAINT ghl_unique UNIQUE (ghl_id)")
+        conn.execute("ALTER TABLE contacts ADD COLUMN legacy_notes text")
+        conn.execute("INSERT INTO contacts (mc_id, ghl_id, legacy_notes) VALUES ('m1', 'g1', 'kept')")
+    result = _upgrade(empty_url, settings)
+    assert result.adopted
+    assert any("legacy_notes" in n for n in result.shape.notes)
+    assert any("hist_timeline" in n for n in result.shape.notes)
+    assert result.verification.passed, result.verification.checks
+    # The hand-made global keys are gone whatever they were called; the tenant keys replace them.
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO contacts (tenant_id, mc_id, ghl_id) VALUES (%s, 'm1', 'g1')", (CENTNER,))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO contacts (mc_id) VALUES ('m1')")
+    assert _fetch(empty_url, "SELECT legacy_notes FROM contacts WHERE mc_id = 'm1' AND tenant_id = %s",
+                  (PPCU,)) == [("kept",)]
+
+
+def test_dry_run_changes_nothing(legacy_url: str, settings: Settings) -> None:
+    fill_legacy(legacy_url, contacts=10, payments=3, webhook_logs=3, ads=2, insights_per_ad=1)
+    columns = legacy_columns(legacy_url)
+    before = fingerprint(legacy_url, columns)
+    result = _upgrade(legacy_url, settings, dry_run=True)
+    assert [p.revision for p in result.plan][0] == "0002"
+    assert result.sql is not None
+    assert "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS contacts_tenant_id_mc_id_key" in result.sql
+    assert "ADD COLUMN IF NOT EXISTS tenant_id UUID NOT NULL DEFAULT" in result.sql
+    assert fingerprint(legacy_url, columns) == before
+    tables = {r[0] for r in _fetch(legacy_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert "tenants" not in tables and "alembic_version" not in tables and "mcb_migration_log" not in tables
+
+
+def test_migration_log_records_each_step(legacy_url: str, settings: Settings) -> None:
+    fill_legacy(legacy_url, contacts=5, payments=2, webhook_logs=2, ads=1, insights_per_ad=1)
+    _upgrade(legacy_url, settings)
+    log = _fetch(legacy_url, "SELECT action, revision, status FROM mcb_migration_log ORDER BY id")
+    assert log[0] == ("backup", "0001", "done")
+    assert log[1] == ("adopt", "0001", "done")
+    assert [r[1] for r in log if r[0] == "upgrade"] == ["0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+    assert log[-1] == ("verify", "0008", "passed")
+    steps = _fetch(legacy_url, "SELECT detail->'steps' FROM mcb_migration_log WHERE revision = '0004' "
+                               "AND action = 'upgrade'")[0][0]
+    assert "contacts: build index contacts_tenant_id_mc_id_key" in steps
