@@ -224,7 +224,7 @@ def test_dry_run_changes_nothing(legacy_url: str, settings: Settings) -> None:
     columns = legacy_columns(legacy_url)
     before = fingerprint(legacy_url, columns)
     result = _upgrade(legacy_url, settings, dry_run=True)
-    assert [p.revision for p in result.plan][0] == "0002"
+    assert result.plan[0].revision == "0002"
     assert result.sql is not None
     assert "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS contacts_tenant_id_mc_id_key" in result.sql
     assert "ADD COLUMN IF NOT EXISTS tenant_id UUID NOT NULL DEFAULT" in result.sql

@@ -16,4 +16,4 @@ NAMING_CONVENTION = {
     "pk": "%(table_name)s_pkey",
 }
 
-metadata = MetaData(naming_convention=NAMING_CONVENTION)  # type: ignore[arg-type]
+metadata = MetaData(naming_convention=NAMING_CONVENTION)

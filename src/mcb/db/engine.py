@@ -49,7 +49,7 @@ def redact_url(url: str) -> str:
 def make_engine(url: str | None = None, **kwargs: object) -> Engine:
     url = url or database_url()
     try:
-        return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+        return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
     except ArgumentError as exc:
         raise UserError(f"DATABASE_URL is not a valid database URL ({exc.__class__.__name__}).") from exc
 

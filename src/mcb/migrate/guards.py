@@ -46,7 +46,7 @@ def _has_column(q: Query, table: str, column: str) -> bool:
 
 def other_tenants_rows(q: Query) -> list[str]:
     """Rows owned by any tenant but the default one: the single-tenant schema has nowhere to put them."""
-    problems = []
+    problems: list[str] = []
     if not _exists(q, "tenants"):
         return problems
     for table in (*LEGACY_TABLES, "funnel_events", *MCB_DATA_TABLES):

@@ -198,7 +198,7 @@ def _apply(engine: Engine, plan: list[PlannedRevision], reporter: Reporter, *, u
             state["started"] = time.monotonic()
 
     def on_version_apply(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        rev = step.up_revision_id if step.is_upgrade else step.up_revision_id
+        rev = step.up_revision_id
         seconds = time.monotonic() - state["started"]
         ledger.record(
             ctx.connection,

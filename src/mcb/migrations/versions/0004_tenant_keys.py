@@ -90,25 +90,25 @@ def upgrade() -> None:
         # Only now that nothing depends on it can the global key of meta_ads go (the original's drop failed here).
         online.drop_unique_on("meta_ads", ("ad_id",), expected_name="meta_ads_ad_id_key")
 
-        for table, cols in NATURAL_PRIMARY_KEYS.items():
+        for table, key in NATURAL_PRIMARY_KEYS.items():
             if online.table_exists(table):
-                online.add_unique(table, f"{table}_pkey", ("tenant_id", *cols), primary_key=True)
+                online.add_unique(table, f"{table}_pkey", ("tenant_id", *key), primary_key=True)
 
-        for name, table, cols in TENANT_INDEXES:
-            online.create_index(name, table, cols)
+        for index_name, index_table, index_cols in TENANT_INDEXES:
+            online.create_index(index_name, index_table, index_cols)
 
 
 def downgrade() -> None:
     with online.steps():
         online.guard(guards.single_tenant_keys_possible)
-        for name, _table, _cols in reversed(TENANT_INDEXES):
-            online.drop_index(name)
-        for table, cols in NATURAL_PRIMARY_KEYS.items():
+        for index_name, _table, _index_cols in reversed(TENANT_INDEXES):
+            online.drop_index(index_name)
+        for table, key in NATURAL_PRIMARY_KEYS.items():
             if online.table_exists(table):
-                online.add_unique(table, f"{table}_pkey", cols, primary_key=True)
+                online.add_unique(table, f"{table}_pkey", key, primary_key=True)
 
         online.add_unique("meta_ads", "meta_ads_ad_id_key", ("ad_id",))
-        for table, name, cols, old_cols in META_CHILDREN:
+        for table, name, _cols, old_cols in META_CHILDREN:
             online.add_unique(table, f"{table}_{'_'.join(old_cols)}_key", old_cols)
             online.drop_constraint(table, name)
             online.add_constraint(
@@ -117,7 +117,7 @@ def downgrade() -> None:
             online.drop_constraint(table, f"{table}_tenant_id_ad_id_fkey")
         online.drop_constraint("meta_ads", "meta_ads_tenant_id_ad_id_key")
 
-        for table, name, cols, old_cols in reversed(TENANT_UNIQUES):
+        for table, name, _cols, old_cols in reversed(TENANT_UNIQUES):
             online.add_unique(table, f"{table}_{'_'.join(old_cols)}_key", old_cols)
             online.drop_constraint(table, name)
         # The original also had a second unique index on payments.payment_event_id; it comes back too.
