@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS mcb_backfill_state (
     name TEXT PRIMARY KEY,
     cursor TEXT,
     rows_done BIGINT NOT NULL DEFAULT 0,
+    started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     finished_at TIMESTAMPTZ,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )

@@ -376,21 +376,6 @@ def drop_constraint(table: str, name: str) -> None:
 # --------------------------------------------------------------------------------------------- backfills
 
 
-def ensure_backfill_state() -> None:
-    execute(
-        """
-        CREATE TABLE IF NOT EXISTS mcb_backfill_state (
-            name TEXT PRIMARY KEY,
-            cursor TEXT,
-            rows_done BIGINT NOT NULL DEFAULT 0,
-            finished_at TIMESTAMPTZ,
-            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-        )
-        """,
-        step="backfill ledger",
-    )
-
-
 def keyset_backfill(
     name: str,
     *,
@@ -401,6 +386,7 @@ def keyset_backfill(
     where: str = "TRUE",
     unit: str = "rows",
     setup_sql: str | None = None,
+    sweep_sql: str | None = None,
 ) -> None:
     """Run ``batch_sql`` over ``table`` in key order, one batch per transaction, resumably.
 
@@ -408,17 +394,27 @@ def keyset_backfill(
     the last batch) and must be idempotent (ON CONFLICT DO NOTHING, or a WHERE that skips done rows).
     The cursor is saved in ``mcb_backfill_state`` in the same transaction as the batch, so an interrupted
     backfill resumes after the last committed batch.
+
+    Rows that a live writer inserts behind the cursor while the pass runs are caught by ``sweep_sql``, one
+    statement over the whole table run at the end (it must select only rows the pass did not cover).
+    ``mcb_backfill_state.started_at`` records when the pass began: every row committed before then is
+    covered once the backfill is finished.
     """
     if offline():
         op.execute(batch_sql.replace("%(lo)s", "NULL").replace("%(hi)s", "NULL").replace("%%", "%"))
         return
-    ensure_backfill_state()
+    from mcb.migrate.ledger import LEDGER_DDL
+
     conn = raw()
+    conn.execute(LEDGER_DDL.encode())
+    conn.execute(
+        "INSERT INTO mcb_backfill_state (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
+    )
     state = query("SELECT cursor, rows_done, finished_at FROM mcb_backfill_state WHERE name = %s", (name,))
-    if state and state[0][2] is not None:
+    if state[0][2] is not None:
         return
-    cursor: str | None = state[0][0] if state else None
-    done = int(state[0][1]) if state else 0
+    cursor: str | None = state[0][0]
+    done = int(state[0][1])
     total = int(scalar(f"SELECT count(*) FROM {table} WHERE {where}") or 0)
     scanned = int(
         scalar(f"SELECT count(*) FROM {table} WHERE ({where}) AND {key} <= %s::{key_type}", (cursor,)) or 0
@@ -438,14 +434,12 @@ def keyset_backfill(
             cur = conn.execute(batch_sql, {"lo": cursor, "hi": hi})
             written = max(cur.rowcount, 0)
             done += written
+            if hi is None and sweep_sql:
+                done += max(conn.execute(sweep_sql).rowcount, 0)
             conn.execute(
-                """
-                INSERT INTO mcb_backfill_state (name, cursor, rows_done, finished_at, updated_at)
-                VALUES (%s, %s, %s, CASE WHEN %s THEN now() END, now())
-                ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor, rows_done = EXCLUDED.rows_done,
-                    finished_at = EXCLUDED.finished_at, updated_at = now()
-                """,
-                (name, hi, done, hi is None),
+                "UPDATE mcb_backfill_state SET cursor = %s, rows_done = %s, updated_at = now(), "
+                "finished_at = CASE WHEN %s THEN now() END WHERE name = %s",
+                (hi, done, hi is None, name),
             )
         batch_rows = settings.batch_size if hi is not None else max(total - scanned, 0)
         scanned += batch_rows

@@ -130,62 +130,77 @@ def upgrade(
     settings = settings or get_settings()
     reporter = reporter or Reporter()
     _configure_online(settings)
-    with engine.connect() as conn:
-        shape = inspect_shape(conn)
-        conn.rollback()
-    _refuse_unknown(shape)
-    _check_known_revision(shape.revision)
-    current = shape.revision if shape.kind == "versioned" else (BASE_REVISION if shape.kind == "legacy" else None)
-    plan = pending_revisions(current)
-    result = UpgradeResult(shape=shape, plan=plan, adopted=shape.kind == "legacy")
-
     if dry_run:
-        result.sql = offline_sql(current)
-        result.noop = not plan and shape.kind != "legacy"
-        return result
-
-    if not plan and shape.kind == "versioned":
-        result.noop = True
         with engine.connect() as conn:
-            already_verified = ledger.last_verification_passed(conn)
-        if verify_after and not already_verified:
-            result.verification = _verify_and_record(engine, settings)
-        return result
+            shape = inspect_shape(conn)
+            conn.rollback()
+        _refuse_unknown(shape)
+        _check_known_revision(shape.revision)
+        current = _effective_revision(shape)
+        plan = pending_revisions(current)
+        return UpgradeResult(shape=shape, plan=plan, adopted=shape.kind == "legacy", sql=offline_sql(current),
+                             noop=not plan and shape.kind != "legacy")
 
-    with engine.connect() as conn:
-        rows = holds_rows(conn)
-        conn.rollback()
-    if rows and make_backup:
-        target = backup_path or backups.default_backup_path(
-            url, f"before-{plan[-1].revision if plan else 'adopt'}", settings
-        )
-        started = time.monotonic()
-        result.backup_path = backups.backup(url, target)
-        elapsed = time.monotonic() - started
-        reporter.message(f"Backup written to {result.backup_path} ({elapsed:.1f}s)")
-        with engine.begin() as conn:
-            ledger.ensure_ledger(conn)
-            ledger.record(conn, "backup", "done", revision=current, seconds=elapsed,
-                          detail={"path": str(result.backup_path)})
+    with engine.connect() as session:
+        # Everything below happens under the migration lock, looking at the state as it is once we hold it.
+        _claim_migration_session(session, reporter)
+        try:
+            shape = inspect_shape(session)
+            session.rollback()
+            _refuse_unknown(shape)
+            _check_known_revision(shape.revision)
+            current = _effective_revision(shape)
+            plan = pending_revisions(current)
+            result = UpgradeResult(shape=shape, plan=plan, adopted=shape.kind == "legacy")
 
-    with engine.begin() as conn:
-        ledger.ensure_ledger(conn)
-        if shape.kind == "legacy":
-            command.stamp(alembic_config(conn), BASE_REVISION)
-            ledger.record(conn, "adopt", "done", revision=BASE_REVISION,
-                          detail={"notes": shape.notes})
-            reporter.message(
-                "Recognised the original single-tenant schema; stamped revision 0001 (adopted)."
-            )
+            if not plan and shape.kind == "versioned":
+                result.noop = True
+                already_verified = ledger.last_verification_passed(session)
+                session.rollback()
+                if verify_after and not already_verified:
+                    result.verification = _verify_and_record(engine, settings)
+                return result
 
-    result.applied = _apply(engine, plan, reporter, upgrade=True)
+            rows = holds_rows(session)
+            session.rollback()
+            if rows and make_backup:
+                target = backup_path or backups.default_backup_path(
+                    url, f"before-{plan[-1].revision if plan else 'adopt'}", settings
+                )
+                started = time.monotonic()
+                result.backup_path = backups.backup(url, target)
+                elapsed = time.monotonic() - started
+                reporter.message(f"Backup written to {result.backup_path} ({elapsed:.1f}s)")
+                ledger.ensure_ledger(session)
+                ledger.record(session, "backup", "done", revision=current, seconds=elapsed,
+                              detail={"path": str(result.backup_path)})
+                session.commit()
+
+            ledger.ensure_ledger(session)
+            if shape.kind == "legacy":
+                command.stamp(alembic_config(session), BASE_REVISION)
+                ledger.record(session, "adopt", "done", revision=BASE_REVISION, detail={"notes": shape.notes})
+                reporter.message("Recognised the original single-tenant schema; stamped revision 0001 (adopted).")
+            session.commit()
+
+            result.applied = _apply(engine, session, plan, reporter, upgrade=True)
+        finally:
+            _release_migration_session(session)
     if verify_after:
         result.verification = _verify_and_record(engine, settings)
     return result
 
 
-def _apply(engine: Engine, plan: list[PlannedRevision], reporter: Reporter, *, upgrade: bool,
-           target: str = "head") -> list[str]:
+def _effective_revision(shape: DatabaseShape) -> str | None:
+    """The revision the database is at, counting the original's schema as 0001."""
+    if shape.kind == "versioned":
+        return shape.revision
+    return BASE_REVISION if shape.kind == "legacy" else None
+
+
+def _apply(engine: Engine, conn: Connection, plan: list[PlannedRevision], reporter: Reporter, *,
+           upgrade: bool, target: str = "head") -> list[str]:
+    """Run Alembic on ``conn`` (which holds the migration lock), recording each revision as it lands."""
     applied: list[str] = []
     titles = {p.revision: p.title for p in plan}
     order = [p.revision for p in plan]
@@ -213,7 +228,7 @@ def _apply(engine: Engine, plan: list[PlannedRevision], reporter: Reporter, *, u
         applied.append(rev)
         announce(len(applied))
 
-    with reporting(reporter), engine.connect() as conn:
+    with reporting(reporter):
         cfg = alembic_config(conn)
         cfg.attributes["on_version_apply"] = on_version_apply
         announce(0)
@@ -231,6 +246,41 @@ def _apply(engine: Engine, plan: list[PlannedRevision], reporter: Reporter, *, u
                               detail={"error": f"{type(exc).__name__}: {_one_line(exc)}"})
             raise
     return applied
+
+
+# One key for "a migration is running on this database" (pg_advisory_lock takes a bigint).
+MIGRATION_LOCK_KEY = 0x6D63622D6D6967  # "mcb-mig"
+
+
+def _claim_migration_session(conn: Connection, reporter: Reporter) -> None:
+    """Serialise migrations, and make the server stop our statements soon after this process dies.
+
+    A killed ``mcb db upgrade`` leaves its backend running the current statement; the advisory lock
+    (held by that same backend) makes the next run wait for it instead of racing it, and
+    ``client_connection_check_interval`` makes the server cancel it within a second of the client's death.
+    """
+    conn.exec_driver_sql("SET application_name = 'mcb db upgrade'")
+    conn.exec_driver_sql("SET client_connection_check_interval = '1s'")
+    conn.commit()
+    waited = 0
+    while True:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}).scalar()
+        # Never wait inside a transaction: the other session's CREATE INDEX CONCURRENTLY waits for ours.
+        conn.commit()
+        if got:
+            return
+        if waited % 10 == 0:
+            reporter.message("Waiting for another migration session on this database to finish…")
+        waited += 1
+        time.sleep(0.5)
+
+
+def _release_migration_session(conn: Connection) -> None:
+    try:
+        conn.execute(text("SELECT pg_advisory_unlock_all()"))
+        conn.commit()
+    except Exception:  # the connection is being discarded anyway; the lock dies with the session
+        conn.invalidate()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -268,39 +318,47 @@ def downgrade_single_tenant(
     settings = settings or get_settings()
     reporter = reporter or Reporter()
     _configure_online(settings)
-    with engine.connect() as conn:
-        shape = inspect_shape(conn)
-        if shape.kind != "versioned":
-            raise UserError("This database is not managed by MCB (no revision recorded); there is nothing to downgrade.")
-        _check_known_revision(shape.revision)
-        if shape.revision == BASE_REVISION:
-            return DowngradeResult([], None)
+    with engine.connect() as session:
+        _claim_migration_session(session, reporter)
+        try:
+            shape = inspect_shape(session)
+            if shape.kind != "versioned":
+                raise UserError(
+                    "This database is not managed by MCB (no revision recorded); there is nothing to downgrade."
+                )
+            _check_known_revision(shape.revision)
+            if shape.revision == BASE_REVISION:
+                session.rollback()
+                return DowngradeResult([], None)
 
-        def q(sql: str) -> list[tuple[Any, ...]]:
-            return list(conn.exec_driver_sql(sql).fetchall())
+            def q(sql: str) -> list[tuple[Any, ...]]:
+                return list(session.exec_driver_sql(sql).fetchall())
 
-        problems = guards.downgrade_blockers(q)
-        conn.rollback()
-    if problems:
-        with engine.begin() as conn:
-            ledger.record(conn, "downgrade", "refused", revision=shape.revision, detail={"problems": problems})
-        guards.refuse_if(problems)
+            problems = guards.downgrade_blockers(q)
+            session.rollback()
+            if problems:
+                ledger.record(session, "downgrade", "refused", revision=shape.revision,
+                              detail={"problems": problems})
+                session.commit()
+                guards.refuse_if(problems)
 
-    backup_path = None
-    with engine.connect() as conn:
-        rows = holds_rows(conn)
-    if rows and make_backup:
-        backup_path = backups.backup(
-            url, backups.default_backup_path(url, f"before-downgrade-{shape.revision}", settings)
-        )
-        reporter.message(f"Backup written to {backup_path}")
-        with engine.begin() as conn:
-            ledger.record(conn, "backup", "done", revision=shape.revision, detail={"path": str(backup_path)})
+            backup_path = None
+            rows = holds_rows(session)
+            session.rollback()
+            if rows and make_backup:
+                backup_path = backups.backup(
+                    url, backups.default_backup_path(url, f"before-downgrade-{shape.revision}", settings)
+                )
+                reporter.message(f"Backup written to {backup_path}")
+                ledger.record(session, "backup", "done", revision=shape.revision, detail={"path": str(backup_path)})
+                session.commit()
 
-    scripts = script_directory()
-    revs = [r.revision for r in scripts.iterate_revisions(shape.revision, BASE_REVISION)]
-    plan = [PlannedRevision(r, _title(scripts.get_revision(r).doc)) for r in revs if r != BASE_REVISION]
-    reverted = _apply(engine, plan, reporter, upgrade=False, target=BASE_REVISION)
+            scripts = script_directory()
+            revs = [r.revision for r in scripts.iterate_revisions(shape.revision, BASE_REVISION)]
+            plan = [PlannedRevision(r, _title(scripts.get_revision(r).doc)) for r in revs if r != BASE_REVISION]
+            reverted = _apply(engine, session, plan, reporter, upgrade=False, target=BASE_REVISION)
+        finally:
+            _release_migration_session(session)
     return DowngradeResult(reverted, backup_path)
 
 

@@ -32,7 +32,7 @@ def _is_duration(column: str) -> str:
 
 Q1_IS_MONTHS = f"({_is_duration('q1_question')} AND NOT {_is_duration('q2_question')})"
 
-BACKFILL = f"""
+BACKFILL_TEMPLATE = f"""
 INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, source_event_id,
                            event_data, contact_snapshot, created_by)
 SELECT c.tenant_id, c.id, e.event_type, e.ts, 'system', 'migration_' || c.id::text || '_' || e.event_type,
@@ -68,11 +68,18 @@ CROSS JOIN LATERAL (VALUES
     ('feedback_requested', c.feedback_sent_date, NULL::jsonb),
     ('feedback_received', c.feedback_received_date, jsonb_build_object('feedback_text', c.feedback_text))
 ) AS e(event_type, ts, data)
-WHERE e.ts IS NOT NULL
-  AND (%(lo)s::uuid IS NULL OR c.id > %(lo)s::uuid)
-  AND (%(hi)s::uuid IS NULL OR c.id <= %(hi)s::uuid)
+WHERE e.ts IS NOT NULL AND {{where}}
 ON CONFLICT (tenant_id, source, source_event_id) DO NOTHING
 """
+
+BACKFILL = BACKFILL_TEMPLATE.replace(
+    "{where}", "(%(lo)s::uuid IS NULL OR c.id > %(lo)s::uuid) AND (%(hi)s::uuid IS NULL OR c.id <= %(hi)s::uuid)"
+)
+
+# Contacts the original application inserted behind the cursor while the pass ran have no event yet.
+SWEEP = BACKFILL_TEMPLATE.replace(
+    "{where}", "NOT EXISTS (SELECT 1 FROM funnel_events f WHERE f.tenant_id = c.tenant_id AND f.contact_id = c.id)"
+)
 
 INDEXES: tuple[tuple[str, str], ...] = (
     ("idx_funnel_events_tenant_time", "tenant_id, event_timestamp) INCLUDE (event_type, contact_id"),
@@ -112,6 +119,7 @@ def upgrade() -> None:
             key="id",
             key_type="uuid",
             batch_sql=BACKFILL,
+            sweep_sql=SWEEP,
             unit="contacts",
         )
         online.add_constraint(

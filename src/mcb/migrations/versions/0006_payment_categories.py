@@ -5,6 +5,10 @@ Stripe: exactly $100 is a deposit, more is a full purchase, less is miscellaneou
 Denefits row is the financed plan. Rows of type refund, or with a negative amount, are refunds. Filled in
 key order, one batch per transaction, resumably; the legacy ``updated_at`` values are left as they were.
 
+A BEFORE INSERT trigger, created before the backfill starts, gives the same category to every payment
+that arrives without one: the original application keeps inserting payments and knows nothing of the
+column. From then on no payment is ever without a category.
+
 Revision ID: 0006
 Revises: 0005
 """
@@ -34,9 +38,24 @@ WHERE p.payment_category IS NULL
   AND (%(hi)s::uuid IS NULL OR p.id <= %(hi)s::uuid)
 """
 
+TRIGGER = f"""
+CREATE OR REPLACE FUNCTION mcb_payment_category_default() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE p payments := NEW;
+BEGIN
+    IF NEW.payment_category IS NULL THEN
+        NEW.payment_category := {CATEGORY.replace("%%", "%")};
+    END IF;
+    RETURN NEW;
+END;
+$fn$;
+CREATE OR REPLACE TRIGGER payments_category_default BEFORE INSERT ON payments
+    FOR EACH ROW EXECUTE FUNCTION mcb_payment_category_default()
+"""
+
 
 def upgrade() -> None:
     with online.steps():
+        online.execute(TRIGGER, step="payments without a category get one on insert")
         online.keyset_backfill(
             "payment_categories",
             table="payments",
@@ -54,6 +73,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     with online.steps():
         online.drop_index("idx_payments_tenant_category_date")
+        online.execute(
+            "DROP TRIGGER IF EXISTS payments_category_default ON payments;\n"
+            "DROP FUNCTION IF EXISTS mcb_payment_category_default()",
+            step="drop the category trigger",
+        )
         online.execute(
             "DELETE FROM mcb_backfill_state WHERE name = 'payment_categories'",
             step="forget the payment category backfill (0003's downgrade drops the column)",

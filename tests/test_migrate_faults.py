@@ -1,0 +1,189 @@
+"""Faults during the migration: kill -9 anywhere, a live legacy writer, and the next run finishing the job."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from mcb.config import Settings
+from mcb.db.engine import make_engine
+from mcb.migrate import runner
+from mcb.migrate.verify import run_checks
+from tests.legacy_data import fill_legacy, fingerprint, legacy_columns
+
+PPCU = "2cb58664-a84a-4d74-844a-4ccd49fcef5a"
+MCB = [sys.executable, "-c", "from mcb.cli import main; main()"]
+
+
+def _revision_and_log(url: str) -> tuple[str | None, int]:
+    with psycopg.connect(url) as conn:
+        has_version = conn.execute("SELECT to_regclass('public.alembic_version')").fetchone()[0]  # type: ignore[index]
+        revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] if has_version else None  # type: ignore[index]
+        has_log = conn.execute("SELECT to_regclass('public.mcb_migration_log')").fetchone()[0]  # type: ignore[index]
+        log = conn.execute("SELECT count(*) FROM mcb_migration_log").fetchone()[0] if has_log else 0  # type: ignore[index]
+        return revision, int(log)
+
+
+def _start_upgrade(url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Without the backup, so that the kills land in the migration itself (the backup is tested below).
+    return subprocess.Popen([*MCB, "db", "upgrade", "--no-backup"], env={**env, "DATABASE_URL": url},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_point_then_rerun_finishes_with_data_unchanged(
+    legacy_url: str, cli_env: dict[str, str], settings: Settings
+) -> None:
+    fill_legacy(legacy_url, contacts=30_000, payments=8_000, webhook_logs=2_000, ads=40, insights_per_ad=10)
+    columns = legacy_columns(legacy_url)
+    before = fingerprint(legacy_url, columns)
+    env = {**cli_env, "MCB_BACKFILL_BATCH": "500"}
+    rng = random.Random(20261126)
+    states: list[tuple[str | None, int]] = []
+
+    # Kills between steps: as soon as the log gains a row (a revision, the backup or the adoption recorded).
+    for _ in range(4):
+        _, log_rows = _revision_and_log(legacy_url)
+        proc = _start_upgrade(legacy_url, env)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _revision_and_log(legacy_url)[1] > log_rows:
+                break
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        states.append(_revision_and_log(legacy_url))
+
+    # Kills at random moments.
+    for _ in range(6):
+        proc = _start_upgrade(legacy_url, env)
+        time.sleep(rng.uniform(0.5, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        states.append(_revision_and_log(legacy_url))
+
+    interrupted = {s[0] for s in states if s[0] != "0008"}
+    assert len(interrupted) >= 2, f"kills never landed mid-migration: {states}"
+
+    final = subprocess.run([*MCB, "db", "upgrade"], env={**env, "DATABASE_URL": legacy_url},
+                           capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert "Traceback" not in final.stderr
+
+    engine = make_engine(legacy_url)
+    try:
+        report = run_checks(engine, settings)
+    finally:
+        engine.dispose()
+    assert report.passed, [c for c in report.checks if not c.passed]
+    assert fingerprint(legacy_url, columns) == before
+    with psycopg.connect(legacy_url) as conn:
+        events = conn.execute("SELECT count(*) FROM funnel_events").fetchone()[0]  # type: ignore[index]
+        leads = conn.execute(
+            "SELECT count(DISTINCT contact_id) FROM funnel_events WHERE event_type IN "
+            "('contact_subscribed', 'contact_created')"
+        ).fetchone()[0]  # type: ignore[index]
+        uncategorised = conn.execute("SELECT count(*) FROM payments WHERE payment_category IS NULL").fetchone()[0]  # type: ignore[index]
+    assert leads == 30_003
+    assert events > 30_003
+    assert uncategorised == 0
+
+
+def test_original_application_keeps_writing_during_the_upgrade(legacy_url: str, settings: Settings) -> None:
+    """The original app inserts without tenant_id, all the time; none of its writes may fail or be lost."""
+    fill_legacy(legacy_url, contacts=20_000, payments=5_000, webhook_logs=5_000, ads=20, insights_per_ad=5)
+    stop = threading.Event()
+    failures: list[str] = []
+    written: list[str] = []
+    latencies: list[float] = []
+
+    def writer() -> None:
+        with psycopg.connect(legacy_url, autocommit=True) as conn:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                mc_id = f"live_{n}"
+                started = time.monotonic()
+                try:
+                    conn.execute(
+                        "INSERT INTO contacts (mc_id, email_primary, stage, source, subscribe_date) "
+                        "VALUES (%s, %s, 'new_lead', 'instagram', now())",
+                        (mc_id, f"{mc_id}@example.com"),
+                    )
+                    conn.execute(
+                        "INSERT INTO webhook_logs (source, event_type, mc_id, payload, status) "
+                        "VALUES ('manychat', 'contact_created', %s, '{}', 'received')",
+                        (mc_id,),
+                    )
+                    written.append(mc_id)
+                except Exception as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    time.sleep(0.2)
+    engine = make_engine(legacy_url)
+    try:
+        result = runner.upgrade(engine, legacy_url, make_backup=False, settings=settings)
+    finally:
+        time.sleep(0.2)
+        stop.set()
+        thread.join(timeout=10)
+        engine.dispose()
+    assert result.verification.passed
+    assert failures == []
+    assert len(written) > 20
+    with psycopg.connect(legacy_url) as conn:
+        rows = conn.execute(
+            "SELECT tenant_id::text, count(*) FROM contacts WHERE mc_id LIKE 'live\\_%%' GROUP BY 1"
+        ).fetchall()
+        logs = conn.execute(
+            "SELECT count(*) FROM webhook_logs WHERE mc_id LIKE 'live\\_%%' AND tenant_id = %s", (PPCU,)
+        ).fetchone()[0]  # type: ignore[index]
+    assert rows == [(PPCU, len(written))]
+    assert logs == len(written)
+
+
+def test_a_second_upgrade_waits_for_the_first(legacy_url: str, cli_env: dict[str, str]) -> None:
+    """Two operators starting the upgrade at once: the second waits, then finds nothing left to do."""
+    fill_legacy(legacy_url, contacts=5_000, payments=1_000, webhook_logs=100, ads=5, insights_per_ad=2)
+    env = {**cli_env, "DATABASE_URL": legacy_url}
+    first = subprocess.Popen([*MCB, "db", "upgrade", "--no-backup"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    second = subprocess.run([*MCB, "db", "upgrade", "--no-backup"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stderr
+    with psycopg.connect(legacy_url) as conn:
+        upgrades = conn.execute(
+            "SELECT revision, count(*) FROM mcb_migration_log WHERE action = 'upgrade' AND status = 'done' "
+            "GROUP BY revision HAVING count(*) > 1"
+        ).fetchall()
+    assert upgrades == []  # no revision was applied twice
+
+
+def test_backup_failure_changes_nothing(legacy_url: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    fill_legacy(legacy_url, contacts=10, payments=2, webhook_logs=2, ads=1, insights_per_ad=1)
+    columns = legacy_columns(legacy_url)
+    before = fingerprint(legacy_url, columns)
+    env = {**cli_env, "DATABASE_URL": legacy_url, "MCB_PG_BIN": str(tmp_path / "no-such-folder")}
+    proc = subprocess.run([*MCB, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "pg_dump was not found in MCB_PG_BIN" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _revision_and_log(legacy_url) == (None, 0)
+    assert fingerprint(legacy_url, columns) == before
+    assert os.path.exists(tmp_path / "no-such-folder") is False
