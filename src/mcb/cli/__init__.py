@@ -27,7 +27,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err.print(f"[bold red]Error:[/bold red] {exc}", highlight=False)
+        err.print(f"[bold red]Error:[/bold red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("Interrupted; every step that finished is recorded, run the command again to continue.")

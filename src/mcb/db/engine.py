@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -73,6 +75,8 @@ def describe_connect_error(exc: OperationalError) -> str:
     """The first line of libpq's reason, without anything that could hold a password."""
     reason = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else "no answer"
     reason = reason.removeprefix("connection failed: ")
+    reason = re.sub(r"^connection to server (at|on) .*? failed: ", "", reason)
+    reason = re.sub(r"^(FATAL|ERROR):\s+", "", reason)
     if "password authentication failed" in reason:
         return "the user name or password was refused"
     if "Connection refused" in reason:

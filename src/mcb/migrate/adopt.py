@@ -93,13 +93,20 @@ def inspect_shape(conn: Connection) -> DatabaseShape:
                 notes.append(f"optional table {table} is absent (it will be skipped)")
             continue
         actual = columns_of(conn, "public", table)
-        for column, typ in expected[table].items():
-            if column not in actual:
-                (differences if table in CORE_TABLES else notes).append(f"{table}.{column} is missing")
-            elif actual[column] != typ:
-                (differences if table in CORE_TABLES else notes).append(
-                    f"{table}.{column} is {actual[column]}, expected {typ}"
-                )
+        target = differences if table in CORE_TABLES else notes
+        missing = [c for c in expected[table] if c not in actual]
+        if len(missing) > 5:
+            target.append(
+                f"{table} lacks {len(missing)} of the original's {len(expected[table])} columns "
+                f"({', '.join(missing[:5])}, …)"
+            )
+        else:
+            target.extend(f"{table}.{column} is missing" for column in missing)
+        target.extend(
+            f"{table}.{column} is {actual[column]}, expected {typ}"
+            for column, typ in expected[table].items()
+            if column in actual and actual[column] != typ
+        )
         extra = sorted(set(actual) - set(expected[table]))
         if "tenant_id" in extra and table in CORE_TABLES:
             differences.append(

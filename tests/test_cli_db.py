@@ -1,0 +1,166 @@
+"""``mcb db ...`` as an operator runs it: a real process, a real database, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.legacy_data import fill_legacy
+
+MCB = [sys.executable, "-c", "from mcb.cli import main; main()"]
+
+
+def mcb(env: dict[str, str], *args: str, url: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    full_env = dict(env)
+    if url is not None:
+        full_env["DATABASE_URL"] = url
+    return subprocess.run([*MCB, *args], env=full_env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def _one_sentence(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_upgrade_empty_database_then_rerun_is_a_noop(empty_url: str, cli_env: dict[str, str]) -> None:
+    first = mcb(cli_env, "db", "upgrade", url=empty_url)
+    assert first.returncode == 0, first.stderr
+    assert "Upgraded to 0008 (8 revision(s))" in first.stdout
+    assert "tenant_scoped_keys" in first.stdout and "FAIL" not in first.stdout
+    second = mcb(cli_env, "db", "upgrade", url=empty_url)
+    assert second.returncode == 0
+    assert "Already at head (0008); nothing to do." in second.stdout
+
+
+def test_verify_and_status_as_json(head_url: str, cli_env: dict[str, str]) -> None:
+    verify = mcb(cli_env, "db", "verify", "--json", url=head_url)
+    assert verify.returncode == 0, verify.stderr
+    report = json.loads(verify.stdout)
+    assert report["passed"] is True and report["revision"] == "0008"
+    assert {c["name"] for c in report["checks"]} == {
+        "revision", "seeded_tenants", "tenant_id_columns", "no_global_unique_keys", "tenant_scoped_keys",
+        "foreign_keys_valid", "backfills_complete", "legacy_writes", "row_counts",
+    }
+    assert report["row_counts"]["ppcu"]["contacts"] == 0
+    status = mcb(cli_env, "db", "status", "--json", url=head_url)
+    assert status.returncode == 0, status.stderr
+    st = json.loads(status.stdout)
+    assert (st["kind"], st["revision"], st["head"], st["pending"]) == ("versioned", "0008", "0008", [])
+
+
+def test_verify_fails_when_a_check_fails(head_url: str, cli_env: dict[str, str]) -> None:
+    with psycopg.connect(head_url, autocommit=True) as conn:
+        conn.execute("CREATE UNIQUE INDEX sneaky_global ON contacts (email_primary)")
+    proc = mcb(cli_env, "db", "verify", url=head_url)
+    assert proc.returncode == 5
+    assert "contacts.sneaky_global (email_primary)" in proc.stdout
+    assert _one_sentence(proc.stderr) == "Error: 1 check(s) failed."
+
+
+def test_status_of_a_legacy_database_lists_pending_revisions(legacy_url: str, cli_env: dict[str, str]) -> None:
+    proc = mcb(cli_env, "db", "status", url=legacy_url)
+    assert proc.returncode == 0, proc.stderr
+    assert "the original single-tenant schema, not yet adopted" in proc.stdout
+    assert "0004  Every unique key and every foreign key between tenant tables includes tenant_id" in proc.stdout
+
+
+def test_unreachable_database_is_one_sentence(cli_env: dict[str, str]) -> None:
+    proc = mcb(cli_env, "db", "status", url="postgresql://mcb:secret-pw@127.0.0.1:9/mcb")
+    assert proc.returncode == 3
+    line = _one_sentence(proc.stderr)
+    assert line.startswith("Error: Cannot connect to the database at 127.0.0.1:9/mcb:")
+    assert "secret-pw" not in proc.stderr
+
+
+def test_missing_database_and_bad_url(pg: object, cli_env: dict[str, str], empty_url: str) -> None:
+    missing = empty_url.rsplit("/", 1)[0] + "/no_such_db" + ("?" + empty_url.split("?", 1)[1] if "?" in empty_url else "")
+    proc = mcb(cli_env, "db", "upgrade", url=missing)
+    assert proc.returncode == 3
+    assert "that database does not exist" in _one_sentence(proc.stderr)
+    bad = mcb(cli_env, "db", "status", url="mysql://x@y/z")
+    assert bad.returncode == 1
+    assert _one_sentence(bad.stderr) == "Error: DATABASE_URL must start with postgresql:// (MCB runs on PostgreSQL only)."
+
+
+def test_role_without_login_is_refused_cleanly(empty_url: str, cli_env: dict[str, str]) -> None:
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS mcb_nologin")
+        conn.execute("CREATE ROLE mcb_nologin NOLOGIN")
+    url = empty_url.replace("postgres@", "mcb_nologin@", 1).replace("postgres:@", "mcb_nologin:@", 1)
+    proc = mcb(cli_env, "db", "status", url=url)
+    assert proc.returncode == 3
+    assert 'role "mcb_nologin" is not permitted to log in' in _one_sentence(proc.stderr)
+
+
+def test_unknown_shape_exit_code_and_message(empty_url: str, cli_env: dict[str, str]) -> None:
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE contacts (id int)")
+    proc = mcb(cli_env, "db", "upgrade", url=empty_url)
+    assert proc.returncode == 4
+    line = _one_sentence(proc.stderr)
+    assert "neither empty, nor MCB's, nor the original MCB schema" in line
+    assert "table payments is missing" in line
+
+
+def test_backup_and_restore_round_trip(legacy_url: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    fill_legacy(legacy_url, contacts=50, payments=10, webhook_logs=10, ads=3, insights_per_ad=2)
+    up = mcb(cli_env, "db", "upgrade", "--no-backup", url=legacy_url)
+    assert up.returncode == 0, up.stderr
+    dump = tmp_path / "snap.dump"
+    made = mcb(cli_env, "db", "backup", "--output", str(dump), url=legacy_url)
+    assert made.returncode == 0, made.stderr
+    assert dump.stat().st_size > 1000
+
+    with psycopg.connect(legacy_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM funnel_events")
+        conn.execute("DELETE FROM webhook_logs")
+        conn.execute("CREATE TABLE scratch_after_backup (x int)")
+
+    refused = mcb(cli_env, "db", "restore", str(dump), url=legacy_url)
+    assert refused.returncode == 1
+    assert _one_sentence(refused.stderr) == "Error: Restoring replaces everything in the database; pass --yes to confirm."
+
+    restored = mcb(cli_env, "db", "restore", str(dump), "--yes", url=legacy_url)
+    assert restored.returncode == 0, restored.stderr
+    assert "Current state backed up to" in restored.stdout
+    with psycopg.connect(legacy_url) as conn:
+        assert conn.execute("SELECT count(*) FROM webhook_logs").fetchone() == (10,)
+        assert conn.execute("SELECT count(*) FROM contacts").fetchone() == (53,)
+        assert conn.execute("SELECT to_regclass('public.scratch_after_backup')").fetchone() == (None,)
+    verify = mcb(cli_env, "db", "verify", url=legacy_url)
+    assert verify.returncode == 0, verify.stdout
+
+
+def test_restore_of_a_file_that_is_not_a_backup(head_url: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    junk = tmp_path / "junk.dump"
+    junk.write_text("not a dump")
+    proc = mcb(cli_env, "db", "restore", str(junk), "--yes", "--no-safety-backup", url=head_url)
+    assert proc.returncode == 1
+    assert "is not a readable MCB backup" in _one_sentence(proc.stderr)
+    missing = mcb(cli_env, "db", "restore", str(tmp_path / "nope.dump"), "--yes", url=head_url)
+    assert missing.returncode == 1
+    assert "No backup file at" in _one_sentence(missing.stderr)
+
+
+@pytest.mark.parametrize("target", ["0001", "multi-tenant"])
+def test_downgrade_rejects_unknown_targets(head_url: str, cli_env: dict[str, str], target: str) -> None:
+    proc = mcb(cli_env, "db", "downgrade", target, url=head_url)
+    assert proc.returncode == 1
+    assert f"Unknown downgrade target '{target}'" in _one_sentence(proc.stderr)
+
+
+def test_dry_run_prints_plan_and_sql(legacy_url: str, cli_env: dict[str, str]) -> None:
+    proc = mcb(cli_env, "db", "upgrade", "--dry-run", url=legacy_url)
+    assert proc.returncode == 0, proc.stderr
+    assert "Would adopt the original single-tenant schema (stamp revision 0001)." in proc.stdout
+    assert "0005  funnel_events, the append-only history" in proc.stdout
+    assert "CREATE TABLE IF NOT EXISTS funnel_events" in proc.stdout
+    assert "Dry run: nothing was changed." in proc.stdout
