@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -48,12 +49,24 @@ def redact_url(url: str) -> str:
     return f"{host}{port}/{parsed.database or ''}"
 
 
-def make_engine(url: str | None = None, **kwargs: object) -> Engine:
+def make_engine(url: str | None = None, *, admin: bool = True, **kwargs: object) -> Engine:
+    """An engine on ``url``. ``admin``: its sessions are the owner's and may see every tenant's rows
+    (``mcb.admin = on``, see ``mcb.db.session``); code that serves a tenant uses ``tenant_session``."""
     url = url or database_url()
     try:
-        return create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
+        engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
     except ArgumentError as exc:
         raise UserError(f"DATABASE_URL is not a valid database URL ({exc.__class__.__name__}).") from exc
+    if admin:
+        event.listen(engine, "connect", _mark_admin)
+    return engine
+
+
+def _mark_admin(dbapi_connection: Any, connection_record: Any) -> None:
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    dbapi_connection.execute("SET mcb.admin = 'on'")
+    dbapi_connection.autocommit = autocommit
 
 
 def connect_engine(url: str | None = None) -> Engine:

@@ -107,6 +107,25 @@ def integrations(q: Query) -> list[str]:
     return [f"tenant_integrations holds {n} credential set(s)"] if n else []
 
 
+def plaintext_integrations(q: Query) -> list[str]:
+    if not _exists(q, "tenant_integrations"):
+        return []
+    kind = q("SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' "
+             "AND table_name = 'tenant_integrations' AND column_name = 'credentials'")
+    if not kind or kind[0][0] != "jsonb":
+        return []
+    n = q("SELECT count(*) FROM tenant_integrations")[0][0]
+    return [f"tenant_integrations holds {n} plaintext credential set(s); export them (they are readable with "
+            "SELECT), delete the rows, upgrade, and store them again with `mcb integrations set`"] if n else []
+
+
+def api_tokens(q: Query) -> list[str]:
+    if not _exists(q, "api_tokens"):
+        return []
+    n = q("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL")[0][0]
+    return [f"api_tokens holds {n} active token(s)"] if n else []
+
+
 def refund_payments(q: Query) -> list[str]:
     if not _exists(q, "payments"):
         return []
@@ -142,6 +161,7 @@ TO_SINGLE_TENANT: tuple[Callable[[Query], list[str]], ...] = (
     events_written_after_upgrade,
     mcb_tables_rows,
     integrations,
+    api_tokens,
     refund_payments,
     new_column_values,
 )
@@ -176,6 +196,18 @@ def legacy_tables_are_empty() -> None:
 
 def no_integrations() -> None:
     refuse_if(integrations(_online_query) + other_tenants_rows(_online_query))
+
+
+def no_plaintext_integrations() -> None:
+    problems = plaintext_integrations(_online_query)
+    if problems:
+        from mcb.errors import UserError
+
+        raise UserError("Upgrade stopped before revision 0009: " + problems[0] + ".")
+
+
+def no_api_tokens() -> None:
+    refuse_if(api_tokens(_online_query))
 
 
 def no_refund_payments() -> None:

@@ -144,6 +144,17 @@ def column_exists(table: str, column: str) -> bool:
     )
 
 
+def column_is_text(table: str, column: str) -> bool:
+    if offline():
+        return False
+    kind = scalar(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = 'public' "
+        "AND table_name = %s AND column_name = %s",
+        (table, column),
+    )
+    return bool(kind == "text")
+
+
 def constraint_exists(table: str, name: str) -> bool:
     if offline():
         return False

@@ -56,9 +56,15 @@ class VerifyReport:
 
 
 def tenant_tables(conn: Connection) -> list[str]:
-    """Every tenant-owned table that exists in this database."""
+    """Every tenant-owned table of this database: the expected ones, plus any table with a NOT NULL
+    tenant_id (so a table added later is covered without being listed anywhere)."""
     names = [*LEGACY_TABLES, *MCB_TENANT_TABLES]
-    return [t for t in names if conn.execute(text(f"SELECT to_regclass('public.{t}')")).scalar() is not None]
+    expected = [t for t in names if conn.execute(text(f"SELECT to_regclass('public.{t}')")).scalar() is not None]
+    found = [r[0] for r in conn.execute(text(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+        "AND column_name = 'tenant_id' AND is_nullable = 'NO' ORDER BY table_name"
+    ))]
+    return expected + [t for t in found if t not in expected]
 
 
 def run_checks(engine: Engine, settings: Settings | None = None) -> VerifyReport:
@@ -75,6 +81,7 @@ def run_checks(engine: Engine, settings: Settings | None = None) -> VerifyReport
         check_constraints_valid,
         check_backfills,
         check_legacy_writes,
+        check_row_level_security,
         check_row_counts,
     ]
     with engine.connect() as conn:
@@ -299,6 +306,73 @@ def check_legacy_writes(conn: Connection, settings: Settings, report: VerifyRepo
         "default tenant (rolled back)"
     )
     return Check("legacy_writes", not problems, detail)
+
+
+RLS_HEAD = "0009"
+
+
+def check_row_level_security(conn: Connection, settings: Settings, report: VerifyReport) -> Check:
+    """RLS enabled and forced with the tenant policy on every tenant table; the runtime role cannot
+    bypass it; and, for real, a tenant session sees and writes only its own tenant (rolled back)."""
+    if conn.execute(text("SELECT to_regclass('public.api_tokens')")).scalar() is None:
+        return Check("row_level_security", False, "revision 0009 (row level security) is not applied")
+    problems = []
+    tables = tenant_tables(conn)
+    for table, enabled, forced, policy in conn.execute(text(
+        "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+        "EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation') "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relname = ANY(:t)"
+    ), {"t": tables}):
+        if not (enabled and forced and policy):
+            problems.append(f"{table}: RLS enabled={enabled} forced={forced} policy={policy}")
+    role = conn.execute(text(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'mcb_app'")).first()
+    if role is None:
+        problems.append("runtime role mcb_app is missing")
+    elif role[0] or role[1]:
+        problems.append("runtime role mcb_app is a superuser or may bypass RLS")
+    owned = [r[0] for r in conn.execute(text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner = 'mcb_app'"))]
+    if owned:
+        problems.append(f"mcb_app owns {', '.join(owned)}")
+    if not problems:
+        problems += _rls_probe(conn)
+    conn.rollback()
+    detail = "; ".join(problems) if problems else (
+        f"RLS enabled and forced on {len(tables)} tenant tables; mcb_app cannot bypass it; a tenant session "
+        "saw only its tenant, could not write another's, and saw nothing without a tenant (rolled back)"
+    )
+    return Check("row_level_security", not problems, detail)
+
+
+def _rls_probe(conn: Connection) -> list[str]:
+    tenants = [r[0] for r in conn.execute(text("SELECT id FROM tenants ORDER BY is_default DESC, slug LIMIT 2"))]
+    if len(tenants) < 2:
+        return ["needs two tenants"]
+    a, b = (str(t) for t in tenants)
+    problems = []
+    for t in (a, b):
+        conn.execute(text("INSERT INTO contacts (tenant_id, mc_id) VALUES (:t, 'mcb-verify-rls')"), {"t": t})
+    conn.execute(text("SET LOCAL ROLE mcb_app"))
+    conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": a})
+    seen = conn.execute(text("SELECT DISTINCT tenant_id::text FROM contacts")).scalars().all()
+    if seen != [a]:
+        problems.append(f"a tenant session saw tenants {seen}")
+    savepoint = conn.begin_nested()
+    try:
+        conn.execute(text("INSERT INTO contacts (tenant_id, mc_id) VALUES (:t, 'mcb-verify-rls-2')"), {"t": b})
+        problems.append("a tenant session inserted a row for another tenant")
+        savepoint.commit()
+    except DBAPIError:
+        savepoint.rollback()
+    changed = conn.execute(text("UPDATE contacts SET stage = 'x' WHERE tenant_id = :t"), {"t": b}).rowcount
+    if changed:
+        problems.append("a tenant session updated another tenant's rows")
+    conn.execute(text("SELECT set_config('app.tenant_id', '', true)"))
+    if conn.execute(text("SELECT count(*) FROM contacts")).scalar():
+        problems.append("a session without a tenant saw tenant rows")
+    return problems
 
 
 def check_row_counts(conn: Connection, settings: Settings, report: VerifyReport) -> Check:

@@ -1,0 +1,45 @@
+"""Tenant-scoped and admin sessions: the only two ways MCB code talks to tenant data.
+
+``tenant_session(engine, tenant_id)`` opens a transaction, switches to the runtime role ``mcb_app``
+(``SET LOCAL ROLE``: it owns nothing and cannot bypass Row Level Security) and sets ``app.tenant_id`` for
+that transaction only. Every tenant table's policy compares its ``tenant_id`` with that setting, so a
+query that forgets its WHERE still sees only this tenant, and a write for another tenant fails.
+
+``admin_session(engine)`` is for migrations and explicit admin commands: it stays the connecting
+(owner) role and says ``mcb.admin = on``, which the owner's policy requires before it sees all tenants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, text
+
+APP_ROLE = "mcb_app"
+
+
+@contextmanager
+def tenant_session(engine: Engine, tenant_id: UUID | str) -> Iterator[Connection]:
+    """A transaction in which only ``tenant_id``'s rows exist. Commits on success, rolls back on error."""
+    with engine.begin() as conn:
+        conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+        conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(UUID(str(tenant_id)))})
+        yield conn
+
+
+@contextmanager
+def app_session(engine: Engine) -> Iterator[Connection]:
+    """A transaction as the runtime role with no tenant: sees tenants and token hashes, no tenant rows."""
+    with engine.begin() as conn:
+        conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+        yield conn
+
+
+@contextmanager
+def admin_session(engine: Engine) -> Iterator[Connection]:
+    """A transaction as the owner that sees every tenant (for migrations and admin commands)."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT set_config('mcb.admin', 'on', true)"))
+        yield conn
