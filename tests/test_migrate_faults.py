@@ -164,7 +164,7 @@ def test_a_second_upgrade_waits_for_the_first(legacy_url: str, cli_env: dict[str
     time.sleep(0.8)
     second = subprocess.run([*MCB, "db", "upgrade", "--no-backup"], env=env, capture_output=True, text=True,
                             timeout=300)
-    out, err = first.communicate(timeout=300)
+    _out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert second.returncode == 0, second.stderr
     with psycopg.connect(legacy_url) as conn:
