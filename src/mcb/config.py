@@ -49,6 +49,23 @@ class Settings(BaseSettings):
         validation_alias="MCB_BACKFILL_BATCH",
         description="Rows per transaction in the migration backfills.",
     )
+    secret_key: str | None = Field(
+        default=None,
+        validation_alias="MCB_SECRET_KEY",
+        description="Fernet key(s) for credentials at rest, comma-separated, newest first. "
+        "Unset: a key file created once under MCB_HOME.",
+        repr=False,
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        validation_alias="MCB_PUBLIC_URL",
+        description="The address platforms use to reach MCB (for the webhook URLs MCB prints).",
+    )
+    log_level: str = Field(
+        default="WARNING",
+        validation_alias="MCB_LOG_LEVEL",
+        description="Log level of MCB's own messages on stderr (DEBUG, INFO, WARNING, ERROR).",
+    )
     pg_bin: Path | None = Field(
         default=None,
         validation_alias="MCB_PG_BIN",
@@ -62,6 +79,10 @@ class Settings(BaseSettings):
     @property
     def backup_dir(self) -> Path:
         return self.home_dir / "backups"
+
+    @property
+    def key_file(self) -> Path:
+        return self.home_dir / "secret.key"
 
 
 @lru_cache(maxsize=1)

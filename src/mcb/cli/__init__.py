@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
 from rich.console import Console
 
 from mcb.cli import db as db_commands
+from mcb.cli import integrations as integration_commands
+from mcb.cli import tenants as tenant_commands
+from mcb.cli import tokens as token_commands
+from mcb.config import get_settings
 from mcb.errors import UserError
 
 app = typer.Typer(
@@ -18,12 +23,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_commands.app, name="db")
+app.add_typer(tenant_commands.app, name="tenants")
+app.add_typer(integration_commands.app, name="integrations")
+app.add_typer(token_commands.app, name="tokens")
 
 err = Console(stderr=True)
 
 
 def main() -> None:
     """Entry point: expected failures print one sentence and exit non-zero, never a traceback."""
+    logging.basicConfig(
+        level=get_settings().log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         app()
     except UserError as exc:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
+from mcb.cli.common import out
 from mcb.config import get_settings
 from mcb.db.engine import connect_engine, database_url, redact_url
 from mcb.errors import UserError, VerificationFailed
@@ -20,7 +20,6 @@ from mcb.migrate.progress import RichReporter
 from mcb.migrate.verify import VerifyReport, run_checks
 
 app = typer.Typer(help="Create, migrate, verify, back up and restore the database.", no_args_is_help=True)
-out = Console()
 
 
 def _connect() -> tuple[str, object]:
