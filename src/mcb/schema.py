@@ -65,6 +65,8 @@ _ZERO = text("0")
 
 # Column.info key marking a column whose server default is the default tenant's id (see the module doc).
 DEFAULTS_TO_DEFAULT_TENANT = "defaults_to_default_tenant"
+# Table.info key set to False on a table whose tenant_id is not ownership (so it is not in TENANT_TABLES).
+TENANT_OWNED = "tenant_owned"
 
 
 def _legacy_tenant_id() -> Column[object]:
@@ -88,7 +90,7 @@ def _contact_fk(table: str, *, ondelete: str) -> ForeignKeyConstraint:
     )
 
 
-# ============================================================================ tenancy (revision 0002)
+# ============================================================================ tenancy (revisions 0002, 0009)
 
 # One row per client business. Exactly one is the default: it owns every legacy row and every write that
 # names no tenant.
@@ -111,21 +113,43 @@ tenants = Table(
     Index("tenants_is_default_key", "is_default", unique=True, postgresql_where=text("is_default")),
 )
 
-# A tenant's credentials for one provider (encrypted at rest) and its webhook secret.
+# A tenant's credentials for one provider and its inbound webhook secret, both encrypted at rest (0009
+# reshaped the table: Fernet tokens in text columns, non-secret settings in options).
 tenant_integrations = Table(
     "tenant_integrations",
     metadata,
     Column("id", UUID, nullable=False, server_default=_NEW_UUID),
     Column("tenant_id", UUID, nullable=False),
     Column("provider", TEXT, nullable=False),
-    Column("credentials", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
-    Column("webhook_secret", TEXT),
+    Column("credentials", TEXT, comment="Fernet token of the credentials JSON object"),
+    Column("webhook_secret", TEXT, comment="Fernet token of the inbound webhook secret"),
     Column("is_active", BOOLEAN, nullable=False, server_default=_TRUE),
     Column("created_at", TIMESTAMPTZ, nullable=False, server_default=_NOW),
     Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=_NOW),
+    Column("options", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
     PrimaryKeyConstraint("id", name="tenant_integrations_pkey"),
     _tenant_fk("tenant_integrations", ondelete="CASCADE"),
     UniqueConstraint("tenant_id", "provider", name="tenant_integrations_tenant_id_provider_key"),
+)
+
+# Bearer tokens for the dashboard and the JSON API (0009). Not tenant-owned: tenant_id is the token's
+# scope, and NULL means an admin token for every tenant. Only a hash of the token is stored.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", UUID, nullable=False, server_default=_NEW_UUID),
+    Column("tenant_id", UUID),
+    Column("name", TEXT, nullable=False),
+    Column("token_prefix", TEXT, nullable=False),
+    Column("token_hash", TEXT, nullable=False),
+    Column("created_at", TIMESTAMPTZ, nullable=False, server_default=_NOW),
+    Column("last_used_at", TIMESTAMPTZ),
+    Column("revoked_at", TIMESTAMPTZ),
+    PrimaryKeyConstraint("id", name="api_tokens_pkey"),
+    _tenant_fk("api_tokens", ondelete="CASCADE"),
+    UniqueConstraint("token_hash", name="api_tokens_token_hash_key"),
+    comment="Bearer tokens: tenant_id NULL = admin token (all tenants); only a SHA-256 hash is stored",
+    info={TENANT_OWNED: False},
 )
 
 
@@ -896,6 +920,8 @@ mcb_backfill_state = Table(
 
 
 TENANT_TABLES: tuple[str, ...] = tuple(
-    name for name, table in metadata.tables.items() if "tenant_id" in table.c
+    name
+    for name, table in metadata.tables.items()
+    if "tenant_id" in table.c and table.info.get(TENANT_OWNED, True)
 )
-"""Every tenant-owned table (the ones with a tenant_id column), in definition order."""
+"""Every tenant-owned table (the ones with a tenant_id column, except api_tokens), in definition order."""

@@ -118,8 +118,10 @@ def _describe(diff: Any) -> str:
             names = _names(diff)
             name = names[0] if names else str(diff[1].name)
         return f"{side} {_NOUNS[what]}: {name}"
-    if action == "modify" and what in ("type", "nullable", "default"):
+    if action == "modify" and what in ("type", "nullable", "default", "comment"):
         return f"column {diff[2]}.{diff[3]}: {what} differs (database {_show(diff[5])}, metadata {_show(diff[6])})"
+    if what == "table_comment":
+        return f"table {diff[1].name}: comment differs"
     return str(diff)[:200]
 
 
