@@ -21,6 +21,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "MCB_DATABASE_URL"),
         description="PostgreSQL URL. Unset: MCB runs its own embedded server under MCB_HOME.",
     )
+    app_database_url: str | None = Field(
+        default=None,
+        validation_alias="MCB_APP_DATABASE_URL",
+        description="URL for the runtime role mcb_app (web app, worker, reports). Unset: the owner's URL, "
+        "switching to mcb_app with SET ROLE in each transaction.",
+    )
     home: Path = Field(
         default=Path(".mcb"),
         validation_alias="MCB_HOME",

@@ -69,6 +69,13 @@ def _mark_admin(dbapi_connection: Any, connection_record: Any) -> None:
     dbapi_connection.autocommit = autocommit
 
 
+def runtime_engine(settings: Settings | None = None) -> Engine:
+    """The engine for serving tenants: MCB_APP_DATABASE_URL (logging in as mcb_app) when set, else the
+    owner's URL; either way every tenant transaction runs as mcb_app (see ``mcb.db.session``)."""
+    settings = settings or get_settings()
+    return make_engine(settings.app_database_url or database_url(settings), admin=False)
+
+
 def connect_engine(url: str | None = None) -> Engine:
     """An engine whose database answered a ``SELECT 1``; otherwise one clear sentence."""
     url = url or database_url()

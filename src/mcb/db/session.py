@@ -5,6 +5,10 @@
 that transaction only. Every tenant table's policy compares its ``tenant_id`` with that setting, so a
 query that forgets its WHERE still sees only this tenant, and a write for another tenant fails.
 
+In production the runtime connects as ``mcb_app`` itself (``MCB_APP_DATABASE_URL``): then it cannot
+switch to any other role. Connected as the owner, ``SET ROLE`` is a convenience for a single-user machine
+(the embedded default), not a security boundary, since the session user could switch back.
+
 ``admin_session(engine)`` is for migrations and explicit admin commands: it stays the connecting
 (owner) role and says ``mcb.admin = on``, which the owner's policy requires before it sees all tenants.
 """
