@@ -13,6 +13,7 @@ from mcb.db.engine import make_engine
 from mcb.errors import DowngradeRefused, UnknownSchema
 from mcb.migrate import runner
 from mcb.migrate.adopt import inspect_shape
+from mcb.migrate.drift import schema_drift
 from tests.legacy_data import (
     BARE_CONTACT,
     KNOWN_CONTACT,
@@ -217,6 +218,14 @@ def test_hand_built_database_with_other_names_is_adopted(empty_url: str, setting
             conn.execute("INSERT INTO contacts (mc_id) VALUES ('m1')")
     assert _fetch(empty_url, "SELECT legacy_notes FROM contacts WHERE mc_id = 'm1' AND tenant_id = %s",
                   (PPCU,)) == [("kept",)]
+    # The optional tables it lacked were created, so it has the shape of every database at head; the
+    # only difference left is the operator's own extra column.
+    engine = make_engine(empty_url)
+    try:
+        with engine.connect() as conn:
+            assert schema_drift(conn) == ["unexpected column: contacts.legacy_notes"]
+    finally:
+        engine.dispose()
 
 
 def test_dry_run_changes_nothing(legacy_url: str, settings: Settings) -> None:

@@ -182,7 +182,7 @@ def status(
     if st.kind == "versioned" and not st.pending:
         out.print("Schema drift: none" if not st.drift else "[yellow]Schema drift:[/yellow]")
         for d in st.drift:
-            out.print(f"  {d}")
+            out.print(f"  {d}", markup=False, highlight=False)
     if st.log:
         log = Table(title="Recent migration log")
         for col in ("at", "action", "revision", "status", "ms"):

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS mcb_backfill_state (
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     finished_at TIMESTAMPTZ,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)
+);
+ALTER TABLE mcb_backfill_state ADD COLUMN IF NOT EXISTS started_at TIMESTAMPTZ NOT NULL DEFAULT now()
 """
 
 

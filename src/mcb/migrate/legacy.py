@@ -34,3 +34,25 @@ NATURAL_PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "theme_performance_weekly": ("week_ending", "transformation_theme"),
     "hist_contacts": ("email",),
 }
+
+
+def original_table_ddl(table: str) -> str:
+    """The CREATE TABLE (and its indexes and triggers) of one of revision 0001's tables, from its SQL file.
+
+    Used to give an adopted database the optional tables its hand-built schema lacked, so that every
+    database at head has the same shape.
+    """
+    import re
+
+    from mcb.migrate.online import read_sql
+
+    sql = read_sql("0001_tables.sql")
+    match = re.search(rf"^CREATE TABLE {table} \(.*?^\);", sql, re.S | re.M)
+    if match is None:
+        raise KeyError(table)
+    parts = [match.group(0).replace(f"CREATE TABLE {table} (", f"CREATE TABLE IF NOT EXISTS {table} (", 1)]
+    for index in re.finditer(rf"^CREATE (UNIQUE )?INDEX (\w+) ON {table}\b[^;]*;", sql, re.M):
+        parts.append(index.group(0).replace(f"INDEX {index.group(2)}", f"INDEX IF NOT EXISTS {index.group(2)}", 1))
+    for trigger in re.finditer(rf"^CREATE TRIGGER (\w+) BEFORE UPDATE ON {table}\b[^;]*;", sql, re.M):
+        parts.append(trigger.group(0).replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1))
+    return "\n".join(parts)

@@ -14,17 +14,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from mcb.config import Settings, get_settings
-from mcb.migrate.legacy import LEGACY_TABLES
+from mcb.schema import TENANT_TABLES
 from mcb.tenancy.seeds import SEED_TENANTS
-
-# Tables created by MCB that are tenant-owned from birth.
-MCB_TENANT_TABLES: tuple[str, ...] = (
-    "tenant_integrations",
-    "funnel_events",
-    "chatbot_configs",
-    "conversation_threads",
-    "meta_capi_events",
-)
 
 
 @dataclass
@@ -58,8 +49,7 @@ class VerifyReport:
 def tenant_tables(conn: Connection) -> list[str]:
     """Every tenant-owned table of this database: the expected ones, plus any table with a NOT NULL
     tenant_id (so a table added later is covered without being listed anywhere)."""
-    names = [*LEGACY_TABLES, *MCB_TENANT_TABLES]
-    expected = [t for t in names if conn.execute(text(f"SELECT to_regclass('public.{t}')")).scalar() is not None]
+    expected = [t for t in TENANT_TABLES if conn.execute(text(f"SELECT to_regclass('public.{t}')")).scalar() is not None]
     found = [r[0] for r in conn.execute(text(
         "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
         "AND column_name = 'tenant_id' AND is_nullable = 'NO' ORDER BY table_name"

@@ -10,7 +10,7 @@ Revises: 0002
 """
 
 from mcb.migrate import guards, online
-from mcb.migrate.legacy import LEGACY_TABLES
+from mcb.migrate.legacy import LEGACY_TABLES, original_table_ddl
 from mcb.migrate.sqltext import CATEGORY_VALUES, PAYMENT_TYPES, PAYMENT_TYPES_LEGACY, in_list
 
 revision: str = "0003"
@@ -36,7 +36,9 @@ def upgrade() -> None:
         default_id = guards.default_tenant_id()
         for table in LEGACY_TABLES:
             if not online.table_exists(table):
-                continue
+                # A hand-built database may lack some of the original's optional tables: create them
+                # empty, so that every database at head has the same shape.
+                online.execute(original_table_ddl(table), step=f"create the missing original table {table}")
             online.add_column(table, "tenant_id", f"UUID NOT NULL DEFAULT '{default_id}'")
             online.add_constraint(table, f"{table}_tenant_id_fkey", "FOREIGN KEY (tenant_id) REFERENCES tenants (id)")
         for table, column, definition in NEW_COLUMNS:

@@ -52,7 +52,9 @@ def upgrade() -> None:
                 ON chatbot_configs (tenant_id, ab_test_field, ab_test_value)
                 WHERE ab_test_value IS NOT NULL AND is_active;
             CREATE UNIQUE INDEX IF NOT EXISTS chatbot_configs_tenant_default_key
-                ON chatbot_configs (tenant_id) WHERE is_default AND is_active
+                ON chatbot_configs (tenant_id) WHERE is_default AND is_active;
+            CREATE OR REPLACE TRIGGER update_chatbot_configs_updated_at BEFORE UPDATE ON chatbot_configs
+                FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()
             """,
             step="create chatbot_configs",
         )
@@ -89,7 +91,9 @@ def upgrade() -> None:
                 CONSTRAINT conversation_threads_tenant_id_chatbot_config_id_fkey
                     FOREIGN KEY (tenant_id, chatbot_config_id)
                     REFERENCES chatbot_configs (tenant_id, id) ON DELETE SET NULL (chatbot_config_id)
-            )
+            );
+            CREATE OR REPLACE TRIGGER update_conversation_threads_updated_at BEFORE UPDATE ON conversation_threads
+                FOR EACH ROW EXECUTE FUNCTION update_updated_at_column()
             """,
             step="create conversation_threads",
         )

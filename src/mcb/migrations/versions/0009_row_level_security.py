@@ -17,7 +17,6 @@ Revises: 0008
 
 from mcb.migrate import guards, online
 from mcb.migrate.legacy import LEGACY_TABLES
-from mcb.migrate.verify import MCB_TENANT_TABLES
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -29,8 +28,13 @@ TENANT_EXPR = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 ADMIN_EXPR = "current_setting('mcb.admin', true) = 'on'"
 
 
+# The tenant tables that exist at this revision (a revision never reads the head metadata: a table
+# added later gets its policy in the revision that creates it).
+MCB_TABLES = ("tenant_integrations", "funnel_events", "chatbot_configs", "conversation_threads", "meta_capi_events")
+
+
 def _tables() -> list[str]:
-    return [t for t in (*LEGACY_TABLES, *MCB_TENANT_TABLES) if online.table_exists(t)]
+    return [t for t in (*LEGACY_TABLES, *MCB_TABLES) if online.table_exists(t)]
 
 
 def upgrade() -> None:
