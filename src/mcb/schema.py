@@ -216,6 +216,8 @@ contacts = Table(
     Column("funnel_variant", TEXT),  # deprecated (kept, never written by MCB)
     Column("deposit_paid_date", TIMESTAMPTZ),  # deprecated (kept, never written by MCB)
     Column("tags", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
+    # Added by revision 0010: when MCB set each field (field -> event time), for order-independent merges.
+    Column("field_times", JSONB, nullable=False, server_default=_EMPTY_OBJECT),
     PrimaryKeyConstraint("id", name="contacts_pkey"),
     _tenant_fk("contacts"),
     # The target of every reference to a contact, so that a row can only point at its own tenant's contact.
@@ -259,6 +261,16 @@ contacts = Table(
     Index("idx_contacts_tenant_stage", "tenant_id", "stage"),
     Index("idx_contacts_tenant_created_at", "tenant_id", "created_at"),
     Index("idx_contacts_tenant_source", "tenant_id", "source"),
+    # Contact matching (revision 0010): e-mails case-insensitively, phone, Stripe customer, per tenant.
+    Index("idx_contacts_tenant_email_primary", "tenant_id", text("lower(email_primary)"),
+          postgresql_where=text("email_primary IS NOT NULL")),
+    Index("idx_contacts_tenant_email_booking", "tenant_id", text("lower(email_booking)"),
+          postgresql_where=text("email_booking IS NOT NULL")),
+    Index("idx_contacts_tenant_email_payment", "tenant_id", text("lower(email_payment)"),
+          postgresql_where=text("email_payment IS NOT NULL")),
+    Index("idx_contacts_tenant_phone", "tenant_id", "phone", postgresql_where=text("phone IS NOT NULL")),
+    Index("idx_contacts_tenant_stripe_customer", "tenant_id", "stripe_customer_id",
+          postgresql_where=text("stripe_customer_id IS NOT NULL")),
 )
 
 # The durable inbox: every webhook request, stored before it is acknowledged.
@@ -276,6 +288,15 @@ webhook_logs = Table(
     Column("error_message", TEXT),
     Column("created_at", TIMESTAMPTZ, server_default=_NOW),
     _legacy_tenant_id(),
+    # The durable inbox (revision 0010): MCB's rows have inbox = true; the original's never get claimed.
+    Column("inbox", BOOLEAN, nullable=False, server_default=text("false")),
+    Column("headers", JSONB),
+    Column("attempts", INTEGER, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", TIMESTAMPTZ),
+    Column("processed_at", TIMESTAMPTZ),
+    Column("status_detail", TEXT),
+    Column("unknown_keys", ARRAY(TEXT)),
+    Column("outcome", JSONB),
     PrimaryKeyConstraint("id", name="webhook_logs_pkey"),
     _tenant_fk("webhook_logs"),
     _contact_fk("webhook_logs", ondelete="SET NULL (contact_id)"),
@@ -287,6 +308,23 @@ webhook_logs = Table(
     Index("idx_webhook_logs_status", "status"),
     Index("idx_webhook_logs_tenant_source", "tenant_id", "source"),
     Index("idx_webhook_logs_tenant_created_at", "tenant_id", "created_at"),
+    Index("idx_webhook_logs_inbox_pending", "id",
+          postgresql_where=text("inbox AND status IN ('received', 'retry')")),
+)
+
+# Webhooks refused by authentication (revision 0010): counted and logged, never processed, no body kept.
+webhook_rejections = Table(
+    "webhook_rejections",
+    metadata,
+    Column("id", BIGINT, nullable=False, autoincrement=True),
+    Column("tenant_id", UUID, nullable=False),
+    Column("source", TEXT, nullable=False),
+    Column("reason", TEXT, nullable=False),
+    Column("remote_addr", TEXT),
+    Column("created_at", TIMESTAMPTZ, nullable=False, server_default=_NOW),
+    PrimaryKeyConstraint("id", name="webhook_rejections_pkey"),
+    _tenant_fk("webhook_rejections", ondelete="CASCADE"),
+    Index("idx_webhook_rejections_tenant_time", "tenant_id", "created_at"),
 )
 
 # One row per Stripe or Denefits payment event, linked to its contact when one is known (else an orphan).
@@ -349,6 +387,8 @@ payments = Table(
     Index("idx_payments_denefits_contract_id", "denefits_contract_id"),
     Index("idx_payments_tenant_payment_date", "tenant_id", "payment_date"),
     Index("idx_payments_tenant_category_date", "tenant_id", "payment_category", "payment_date"),
+    Index("idx_payments_tenant_orphan_email", "tenant_id", text("lower(customer_email)"),
+          postgresql_where=text("contact_id IS NULL")),
 )
 
 # One Meta ad with its lifetime totals as last synced.

@@ -107,6 +107,19 @@ def integrations(q: Query) -> list[str]:
     return [f"tenant_integrations holds {n} credential set(s)"] if n else []
 
 
+def inbox_rows(q: Query) -> list[str]:
+    problems = []
+    if _exists(q, "webhook_logs") and _has_column(q, "webhook_logs", "inbox"):
+        n = q("SELECT count(*) FROM webhook_logs WHERE inbox")[0][0]
+        if n:
+            problems.append(f"webhook_logs holds {n} webhook(s) received by MCB")
+    if _exists(q, "webhook_rejections"):
+        n = q("SELECT count(*) FROM webhook_rejections")[0][0]
+        if n:
+            problems.append(f"webhook_rejections holds {n} row(s)")
+    return problems
+
+
 def plaintext_integrations(q: Query) -> list[str]:
     if not _exists(q, "tenant_integrations"):
         return []
@@ -159,6 +172,7 @@ TO_SINGLE_TENANT: tuple[Callable[[Query], list[str]], ...] = (
     other_tenants_rows,
     global_key_collisions,
     events_written_after_upgrade,
+    inbox_rows,
     mcb_tables_rows,
     integrations,
     api_tokens,

@@ -1,0 +1,304 @@
+"""``apply_event``: the one write path for contacts, funnel events and payments.
+
+Whether a change comes from a webhook, a replay, an import or a test, it goes through here, inside a
+tenant session. The rules (DESIGN.md, "The data path", step 5):
+
+- payments are stored first, before any matching that could fail (R-24);
+- the contact is found within the tenant by the strongest identifier the event carries; when several
+  contacts match, the oldest wins (deterministic, R-19); a candidate whose mc_id/ghl_id contradicts the
+  event's is not the same person;
+- a contact is created only when the event may create one, and then gets a lead event (R-28);
+- identity fields are never cleared (R-13); when two deliveries disagree, the value with the earliest
+  evidence wins, so any order of deliveries ends in the same contact;
+- the stage only moves forward (R-14);
+- events carry deterministic keys and are appended with ON CONFLICT DO NOTHING (R-15), so a redelivery
+  changes nothing;
+- orphan payments are linked as soon as a contact with their e-mail exists (R-21).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, text
+
+from mcb.funnel import stages
+from mcb.funnel.events import IDENTITY_FIELDS, ContactFacts, FunnelEvent, Normalized
+from mcb.funnel.identity import normalize_email
+from mcb.funnel.payments import link_payments, payment_funnel_event, upsert_payment
+
+Status = Literal["processed", "skipped", "orphan"]
+
+# Identifiers that name one person on one platform: a match on a weaker identifier is rejected when the
+# candidate already carries a different one of these.
+STRONG_IDS = ("mc_id", "ghl_id")
+LEAD_EVENTS = ("contact_subscribed", "contact_created")
+
+
+@dataclass
+class ApplyResult:
+    status: Status
+    contact_id: UUID | None = None
+    created: bool = False
+    events_created: int = 0
+    payments: list[str] = field(default_factory=list)
+    linked_payments: list[str] = field(default_factory=list)
+    detail: str | None = None
+
+    def as_outcome(self) -> dict[str, Any]:
+        return {
+            "contact_id": str(self.contact_id) if self.contact_id else None,
+            "created": self.created,
+            "events_created": self.events_created,
+            "payments": self.payments,
+            "linked_payments": self.linked_payments,
+        }
+
+
+def _epoch(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _lock_identities(conn: Connection, tenant_id: UUID, facts: ContactFacts) -> None:
+    """Serialise concurrent deliveries about the same person (two workers must not both create them)."""
+    keys = []
+    for name in ("mc_id", "ghl_id", "stripe_customer_id", "phone"):
+        value = getattr(facts, name)
+        if value:
+            keys.append(f"{tenant_id}:{name}:{value}")
+    keys += [f"{tenant_id}:email:{e}" for e in facts.emails()]
+    for key in sorted(set(keys)):
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+
+def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_by: tuple[str, ...]) -> dict[str, Any] | None:
+    """The contact this event is about, or None. Tenant-scoped; oldest first among several matches."""
+    for key in match_by:
+        if key == "email":
+            emails = facts.emails()
+            if not emails:
+                continue
+            where = ("(lower(email_primary) = ANY(:v) OR lower(email_booking) = ANY(:v) "
+                     "OR lower(email_payment) = ANY(:v))")
+            value: Any = emails
+        else:
+            value = getattr(facts, key)
+            if value is None:
+                continue
+            where = f"{key} = :v"
+        rows = conn.execute(
+            text(f"SELECT * FROM contacts WHERE tenant_id = :t AND {where} "
+                 "ORDER BY created_at NULLS LAST, id LIMIT 20 FOR UPDATE"),
+            {"t": tenant_id, "v": value},
+        ).mappings().all()
+        for row in rows:
+            if all(getattr(facts, s) is None or row[s] is None or row[s] == getattr(facts, s) for s in STRONG_IDS):
+                return dict(row)
+    return None
+
+
+def _create_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, at: datetime) -> dict[str, Any]:
+    values = facts.values()
+    if facts.ad_id:
+        values["ad_id"] = facts.ad_id
+    if facts.source:
+        values["source"] = facts.source
+    times = {k: _epoch(at) for k in values}
+    tags = dict(facts.tags)
+    for k in tags:
+        times[f"tags.{k}"] = _epoch(at)
+    columns = ", ".join(values)
+    params = ", ".join(f":{k}" for k in values)
+    row = conn.execute(
+        text(
+            f"INSERT INTO contacts (tenant_id, stage, tags, field_times{', ' + columns if columns else ''}) "
+            f"VALUES (:tenant_id, 'new_lead', :tags, :times{', ' + params if params else ''}) RETURNING *"
+        ),
+        {**values, "tenant_id": tenant_id, "tags": Jsonb(tags), "times": Jsonb(times)},
+    ).mappings().one()
+    return dict(row)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip().lower() == b.strip().lower()
+    return bool(a == b)
+
+
+def _earlier(stamp: str, value: Any, seen: str | None, current: Any) -> bool:
+    """Whether evidence (stamp, value) beats what is stored; ties go to the smaller value, so the outcome
+    never depends on delivery order. Values MCB did not set (no time recorded) are never replaced."""
+    if seen is None:
+        return False
+    return stamp < seen or (stamp == seen and str(value) < str(current))
+
+
+def _merge(contact: dict[str, Any], facts: ContactFacts, at: datetime, event_stages: list[str | None]) -> dict[str, Any]:
+    """The column changes that bring ``contact`` up to date with ``facts`` (empty: nothing to write).
+
+    Identity fields, ad_id (first touch) and source: the earliest evidence wins. Tags: the latest
+    evidence wins per key. Stage: the furthest. Every rule is order-independent.
+    """
+    original_times: dict[str, str] = dict(contact.get("field_times") or {})
+    times = dict(original_times)
+    stamp = _epoch(at)
+    changes: dict[str, Any] = {}
+
+    def offer(column: str, value: Any) -> None:
+        if value is None:
+            return  # never clear a known value (R-13)
+        current = contact.get(column)
+        if current is None or (not _same(current, value) and _earlier(stamp, value, times.get(column), current)):
+            changes[column] = value
+            times[column] = stamp
+
+    for column in IDENTITY_FIELDS:
+        offer(column, getattr(facts, column))
+    offer("ad_id", facts.ad_id)
+    if facts.source:
+        current = contact.get("source")
+        if facts.source_rule == "live" and current and current.endswith("_historical"):
+            changes["source"] = facts.source  # an engaged historical contact re-enters analytics
+            times["source"] = stamp
+        else:
+            offer("source", facts.source)
+    if facts.tags:
+        tags = dict(contact.get("tags") or {})
+        for key, value in facts.tags.items():
+            seen = times.get(f"tags.{key}")
+            later = seen is None or stamp > seen or (stamp == seen and str(value) > str(tags.get(key)))
+            if key not in tags or later:
+                tags[key] = value
+                times[f"tags.{key}"] = stamp
+        if tags != (contact.get("tags") or {}):
+            changes["tags"] = tags
+    new_stage = stages.furthest(contact.get("stage"), *event_stages)
+    if new_stage != contact.get("stage"):
+        changes["stage"] = new_stage
+    if times != original_times:
+        changes["field_times"] = times
+    return changes
+
+
+def _update_contact(conn: Connection, contact: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    if not changes:
+        return contact
+    params = {k: (Jsonb(v) if isinstance(v, dict) else v) for k, v in changes.items()}
+    sets = ", ".join(f"{k} = :{k}" for k in changes)
+    row = conn.execute(
+        text(f"UPDATE contacts SET {sets} WHERE tenant_id = :tenant_id AND id = :id RETURNING *"),
+        {**params, "tenant_id": contact["tenant_id"], "id": contact["id"]},
+    ).mappings().one()
+    return dict(row)
+
+
+def _snapshot(contact: dict[str, Any]) -> dict[str, Any]:
+    email = contact.get("email_primary") or contact.get("email_booking") or contact.get("email_payment")
+    snap = {
+        "email": email,
+        "first_name": contact.get("first_name"),
+        "last_name": contact.get("last_name"),
+        "phone": contact.get("phone"),
+        "stage": contact.get("stage"),
+        "source": contact.get("source"),
+        "tags": contact.get("tags") or {},
+    }
+    return {k: v for k, v in snap.items() if v not in (None, {})}
+
+
+def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], source: str,
+                   events: list[tuple[str, FunnelEvent]]) -> int:
+    created = 0
+    snapshot = Jsonb(_snapshot(contact))
+    for event_source, event in events:
+        created += conn.execute(
+            text(
+                "INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, "
+                "source_event_id, event_data, contact_snapshot, tags, created_by) VALUES "
+                "(:t, :c, :type, :at, :source, :key, :data, :snap, :tags, 'webhook') "
+                "ON CONFLICT (tenant_id, source, source_event_id) DO NOTHING"
+            ),
+            {
+                "t": tenant_id, "c": contact["id"], "type": event.event_type, "at": event.occurred_at,
+                "source": event_source or source, "key": event.source_event_id,
+                "data": Jsonb(json.loads(json.dumps(event.data, default=str))), "snap": snapshot,
+                "tags": Jsonb(event.tags),
+            },
+        ).rowcount
+    return created
+
+
+def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at: datetime) -> ApplyResult:
+    """Apply one normalized delivery for one tenant. ``conn`` is a tenant session's connection."""
+    if n.skip_reason:
+        return ApplyResult("skipped", detail=n.skip_reason)
+    facts = n.contact
+    _lock_identities(conn, tenant_id, facts)
+
+    stored = [upsert_payment(conn, tenant_id, p) for p in n.payments]
+    payment_ids = [p["payment_event_id"] for p in stored]
+
+    contact = find_contact(conn, tenant_id, facts, n.match_by)
+    created = False
+    at = min((e.occurred_at for e in n.events), default=received_at)
+    if contact is None:
+        has_identity = any(getattr(facts, k) for k in ("mc_id", "ghl_id", "stripe_customer_id", "phone")) or facts.emails()
+        if not n.may_create_contact or not has_identity:
+            if stored:
+                return ApplyResult("orphan", payments=payment_ids,
+                                   detail="no contact matches this payment yet; it will be linked when one appears")
+            return ApplyResult("skipped", detail="no matching contact, and this event does not create contacts")
+        contact = _create_contact(conn, tenant_id, facts, at)
+        created = True
+
+    events: list[tuple[str, FunnelEvent]] = []
+    if created and not any(e.event_type in LEAD_EVENTS for e in n.events):
+        events.append((n.source, FunnelEvent(n.lead_event_type, f"lead_{contact['id']}", at,
+                                              stage="new_lead", data={"created_by_event": n.event_type})))
+    events += [(n.source, e) for e in n.events]
+    contact = _update_contact(conn, contact, _merge(contact, facts, at, [e.stage for _, e in events]))
+
+    emails = sorted({e for e in (normalize_email(contact.get(k)) for k in
+                                 ("email_primary", "email_booking", "email_payment")) if e})
+    linked = link_payments(conn, tenant_id, contact["id"], payment_event_ids=payment_ids, emails=emails)
+    own = [p for p in stored if p["contact_id"] == contact["id"]]
+    payment_rows = {p["payment_event_id"]: p for p in [*own, *linked]}
+    payment_events = [(row["payment_source"], ev) for row in payment_rows.values()
+                      if (ev := payment_funnel_event(row)) is not None]
+    if payment_events:
+        contact = _update_contact(
+            conn, contact, {k: v for k, v in _merge(contact, ContactFacts(), at,
+                                                    [e.stage for _, e in payment_events]).items() if k == "stage"})
+    events += payment_events
+    created_events = _insert_events(conn, tenant_id, contact, n.source, events)
+    return ApplyResult(
+        "processed",
+        contact_id=contact["id"],
+        created=created,
+        events_created=created_events,
+        payments=payment_ids,
+        linked_payments=[p["payment_event_id"] for p in linked if p["payment_event_id"] not in payment_ids],
+    )
+
+
+def link_all_orphans(conn: Connection, tenant_id: UUID) -> list[tuple[str, UUID]]:
+    """Attach every orphan payment of the tenant whose e-mail now belongs to a contact (oldest contact wins);
+    returns (payment_event_id, contact_id) pairs. For ``mcb payments link-orphans`` and the worker."""
+    orphans = conn.execute(
+        text("SELECT DISTINCT lower(customer_email) FROM payments WHERE tenant_id = :t AND contact_id IS NULL "
+             "AND customer_email IS NOT NULL"),
+        {"t": tenant_id},
+    ).scalars().all()
+    done: list[tuple[str, UUID]] = []
+    for email in orphans:
+        n = Normalized(source="stripe", event_type="link_orphans", contact=ContactFacts(email_payment=email),
+                       may_create_contact=False, match_by=("email",))
+        result = apply_event(conn, tenant_id, n, received_at=datetime.now(UTC))
+        if result.contact_id is not None:
+            done += [(p, result.contact_id) for p in result.linked_payments]
+    return done
