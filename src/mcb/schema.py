@@ -293,6 +293,7 @@ webhook_logs = Table(
     Column("headers", JSONB),
     Column("attempts", INTEGER, nullable=False, server_default=text("0")),
     Column("next_attempt_at", TIMESTAMPTZ),
+    Column("claimed_by", INTEGER),  # backend pid of the worker session holding the row (see ingest.worker)
     Column("processed_at", TIMESTAMPTZ),
     Column("status_detail", TEXT),
     Column("unknown_keys", ARRAY(TEXT)),

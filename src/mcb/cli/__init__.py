@@ -10,8 +10,10 @@ from rich.console import Console
 
 from mcb.cli import db as db_commands
 from mcb.cli import integrations as integration_commands
+from mcb.cli import serve as serve_commands
 from mcb.cli import tenants as tenant_commands
 from mcb.cli import tokens as token_commands
+from mcb.cli import webhooks as webhook_commands
 from mcb.config import get_settings
 from mcb.errors import UserError
 
@@ -26,6 +28,10 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(tenant_commands.app, name="tenants")
 app.add_typer(integration_commands.app, name="integrations")
 app.add_typer(token_commands.app, name="tokens")
+app.add_typer(webhook_commands.app, name="webhooks")
+app.add_typer(webhook_commands.payments_app, name="payments")
+app.command()(serve_commands.serve)
+app.command()(serve_commands.worker)
 
 err = Console(stderr=True)
 

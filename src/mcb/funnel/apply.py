@@ -245,7 +245,8 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
 
     contact = find_contact(conn, tenant_id, facts, n.match_by)
     created = False
-    at = min((e.occurred_at for e in n.events), default=received_at)
+    # The evidence time: the earliest time the delivery itself states (events, payment dates).
+    at = min([*(e.occurred_at for e in n.events), *(p.payment_date for p in n.payments)], default=received_at)
     if contact is None:
         has_identity = any(getattr(facts, k) for k in ("mc_id", "ghl_id", "stripe_customer_id", "phone")) or facts.emails()
         if not n.may_create_contact or not has_identity:
@@ -265,15 +266,20 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
 
     emails = sorted({e for e in (normalize_email(contact.get(k)) for k in
                                  ("email_primary", "email_booking", "email_payment")) if e})
-    linked = link_payments(conn, tenant_id, contact["id"], payment_event_ids=payment_ids, emails=emails)
+    linked = link_payments(conn, tenant_id, contact, payment_event_ids=payment_ids, emails=emails)
     own = [p for p in stored if p["contact_id"] == contact["id"]]
     payment_rows = {p["payment_event_id"]: p for p in [*own, *linked]}
     payment_events = [(row["payment_source"], ev) for row in payment_rows.values()
                       if (ev := payment_funnel_event(row)) is not None]
+    # A payment linked later says what it would have said on arrival: the e-mail and Stripe
+    # customer it was made with, as of its own date; and its stage.
+    for row in sorted(linked, key=lambda r: (r["payment_date"], r["payment_event_id"])):
+        paid_with = ContactFacts(email_payment=normalize_email(row.get("customer_email")),
+                                 stripe_customer_id=row.get("stripe_customer_id"))
+        contact = _update_contact(conn, contact, _merge(contact, paid_with, row["payment_date"], []))
     if payment_events:
-        contact = _update_contact(
-            conn, contact, {k: v for k, v in _merge(contact, ContactFacts(), at,
-                                                    [e.stage for _, e in payment_events]).items() if k == "stage"})
+        contact = _update_contact(conn, contact, _merge(contact, ContactFacts(), at,
+                                                        [e.stage for _, e in payment_events]))
     events += payment_events
     created_events = _insert_events(conn, tenant_id, contact, n.source, events)
     return ApplyResult(

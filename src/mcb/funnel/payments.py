@@ -77,14 +77,18 @@ def payment_funnel_event(row: dict[str, Any]) -> FunnelEvent | None:
     )
 
 
-def link_payments(conn: Connection, tenant_id: UUID, contact_id: UUID, *, payment_event_ids: list[str],
+def link_payments(conn: Connection, tenant_id: UUID, contact: dict[str, Any], *, payment_event_ids: list[str],
                   emails: list[str]) -> list[dict[str, Any]]:
-    """Attach this delivery's payments and every orphan payment with one of the contact's e-mails."""
+    """Attach this delivery's payments and every orphan payment that names the contact: one of its
+    e-mails, its phone, or its Stripe customer."""
     rows = conn.execute(
         text(
             "UPDATE payments SET contact_id = :c WHERE tenant_id = :t AND contact_id IS NULL AND "
-            "(payment_event_id = ANY(:ids) OR lower(customer_email) = ANY(:emails)) RETURNING *"
+            "(payment_event_id = ANY(:ids) OR lower(customer_email) = ANY(:emails) "
+            "OR (CAST(:phone AS text) IS NOT NULL AND customer_phone = :phone) "
+            "OR (CAST(:customer AS text) IS NOT NULL AND stripe_customer_id = :customer)) RETURNING *"
         ),
-        {"c": contact_id, "t": tenant_id, "ids": payment_event_ids, "emails": emails},
+        {"c": contact["id"], "t": tenant_id, "ids": payment_event_ids, "emails": emails,
+         "phone": contact.get("phone"), "customer": contact.get("stripe_customer_id")},
     ).mappings().all()
     return [dict(r) for r in rows]

@@ -21,6 +21,7 @@ WEBHOOK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("headers", "JSONB"),
     ("attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("next_attempt_at", "TIMESTAMPTZ"),
+    ("claimed_by", "INTEGER"),
     ("processed_at", "TIMESTAMPTZ"),
     ("status_detail", "TEXT"),
     ("unknown_keys", "TEXT[]"),

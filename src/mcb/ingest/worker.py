@@ -1,0 +1,176 @@
+"""The worker: claims inbox rows with one statement and writes each outcome on the row itself.
+
+``claim_inbox_batch`` marks up to N claimable rows ``processing`` with a lease (``FOR UPDATE SKIP LOCKED``,
+so several workers never take the same row). Each row is then parsed by its provider module and applied
+by ``funnel.apply_event`` inside that tenant's session; the final status (``processed``, ``skipped`` with
+the reason, ``orphan``, ``error`` with the message) is written in the same transaction as the changes,
+so a crash leaves either both or neither, and an expired lease makes the row claimable again.
+
+Unreadable payloads end ``error`` at once (a parser fix plus ``mcb webhooks replay`` processes them);
+other failures (the database going away) are retried with exponential backoff up to MAX_ATTEMPTS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from sqlalchemy import Engine, text
+
+from mcb.db.session import admin_session, tenant_session
+from mcb.funnel.apply import apply_event
+from mcb.funnel.events import PayloadError
+from mcb.ingest.sources import parse
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+LEASE = "5 minutes"
+
+# A row is claimable when it is new or due for a retry, or when the worker that claimed it is gone: its
+# lease ran out, or its database session (claimed_by) no longer exists because the process died.
+CLAIM_SQL = f"""
+UPDATE webhook_logs SET status = 'processing', attempts = attempts + 1,
+       next_attempt_at = now() + interval '{LEASE}', claimed_by = pg_backend_pid()
+WHERE id IN (
+    SELECT id FROM webhook_logs
+    WHERE inbox AND status IN ('received', 'retry', 'processing')
+      AND (
+        (status <> 'processing' AND (next_attempt_at IS NULL OR next_attempt_at <= now()))
+        OR (status = 'processing' AND (
+            next_attempt_at <= now()
+            OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = webhook_logs.claimed_by)))
+      )
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+    LIMIT :n
+)
+RETURNING id, tenant_id, source, payload, created_at, attempts
+"""
+
+
+@dataclass
+class Claimed:
+    id: int
+    tenant_id: Any
+    source: str
+    payload: Any
+    received_at: datetime
+    attempts: int
+
+
+def claim_inbox_batch(engine: Engine, limit: int = 50) -> list[Claimed]:
+    with admin_session(engine) as conn:
+        rows = conn.execute(text(CLAIM_SQL), {"n": limit}).all()
+    return sorted((Claimed(*r) for r in rows), key=lambda c: c.id)
+
+
+def _finish(conn: Any, row_id: int, status: str, *, detail: str | None = None, error: str | None = None,
+            outcome: dict[str, Any] | None = None, unknown: tuple[str, ...] = (), event_type: str | None = None,
+            contact_id: Any = None) -> None:
+    conn.execute(
+        text(
+            "UPDATE webhook_logs SET status = :s, status_detail = :d, error_message = :e, outcome = :o, "
+            "unknown_keys = :u, processed_at = now(), next_attempt_at = NULL, claimed_by = NULL, "
+            "event_type = COALESCE(:et, event_type), contact_id = COALESCE(:c, contact_id) WHERE id = :id"
+        ),
+        {"s": status, "d": detail, "e": error, "o": Jsonb(outcome) if outcome is not None else None,
+         "u": list(unknown) or None, "et": event_type, "c": contact_id, "id": row_id},
+    )
+
+
+def process_row(admin_engine: Engine, app_engine: Engine, row: Claimed) -> str:
+    """Process one claimed row; returns its final (or retry) status."""
+    try:
+        normalized = parse(row.source, row.payload, received_at=row.received_at)
+    except PayloadError as exc:
+        with tenant_session(app_engine, row.tenant_id) as conn:
+            _finish(conn, row.id, "error", error=f"unreadable {row.source} payload: {exc}")
+        return "error"
+    try:
+        with tenant_session(app_engine, row.tenant_id) as conn:
+            result = apply_event(conn, row.tenant_id, normalized, received_at=row.received_at)
+            _finish(conn, row.id, result.status, detail=result.detail, outcome=result.as_outcome(),
+                    unknown=normalized.unknown_keys, event_type=normalized.event_type, contact_id=result.contact_id)
+        return result.status
+    except Exception as exc:  # a failure of this attempt (database, bug): retried with backoff, then error
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+        final = row.attempts >= MAX_ATTEMPTS
+        delay = min(3600, 5 * 2 ** row.attempts)
+        log.warning("webhook %s attempt %d failed: %s", row.id, row.attempts, message)
+        with admin_session(admin_engine) as conn:
+            conn.execute(
+                text("UPDATE webhook_logs SET status = :s, error_message = :e, claimed_by = NULL, "
+                     "next_attempt_at = CASE WHEN :final THEN NULL ELSE now() + make_interval(secs => :d) END "
+                     "WHERE id = :id"),
+                {"s": "error" if final else "retry", "e": message, "final": final, "d": delay, "id": row.id},
+            )
+        return "error" if final else "retry"
+
+
+def drain(admin_engine: Engine, app_engine: Engine, *, batch: int = 50) -> dict[str, int]:
+    """Process claimable rows until none is left; returns counts per final status."""
+    counts: dict[str, int] = {}
+    while True:
+        rows = claim_inbox_batch(admin_engine, batch)
+        if not rows:
+            return counts
+        for row in rows:
+            status = process_row(admin_engine, app_engine, row)
+            counts[status] = counts.get(status, 0) + 1
+
+
+class WorkerThread(threading.Thread):
+    """The in-process worker of ``mcb serve``: polls the inbox (polling is what guarantees progress)."""
+
+    def __init__(self, admin_engine: Engine, app_engine: Engine, *, poll_seconds: float = 0.2) -> None:
+        super().__init__(name="mcb-worker", daemon=True)
+        self.admin_engine = admin_engine
+        self.app_engine = app_engine
+        self.poll_seconds = poll_seconds
+        self.stopping = threading.Event()
+        self.processed = 0
+        self.last_error: str | None = None
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                counts = drain(self.admin_engine, self.app_engine)
+                self.processed += sum(counts.values())
+                self.last_error = None
+            except Exception as exc:  # the database is unreachable: keep polling, say so once per change
+                message = f"{type(exc).__name__}"
+                if message != self.last_error:
+                    log.warning("worker cannot reach the inbox: %s", message)
+                self.last_error = message
+            self.stopping.wait(self.poll_seconds)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def inbox_lag(engine: Engine) -> dict[str, Any]:
+    with admin_session(engine) as conn:
+        row = conn.execute(text(
+            "SELECT count(*), min(created_at) FROM webhook_logs WHERE inbox AND status IN ('received', 'retry', "
+            "'processing')"
+        )).one()
+    oldest = row[1]
+    return {
+        "pending": int(row[0]),
+        "oldest_pending_seconds": round((datetime.now(UTC) - oldest).total_seconds(), 3) if oldest else 0.0,
+    }
+
+
+def wait_until_idle(engine: Engine, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if inbox_lag(engine)["pending"] == 0:
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,302 @@
+"""Webhooks over real HTTP to a running ``mcb serve`` on a real PostgreSQL: store, authenticate, process."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import psycopg
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from mcb.config import Settings
+from mcb.db.engine import make_engine
+from mcb.db.session import admin_session
+from mcb.tenancy.integrations import set_integration
+from mcb.tenancy.secrets import secret_box
+
+PPCU = UUID("2cb58664-a84a-4d74-844a-4ccd49fcef5a")
+CENTNER = UUID("4b8c38aa-969f-4fb6-846e-f59436bda9d4")
+MCB = [sys.executable, "-c", "from mcb.cli import main; main()"]
+TOKENS = {"ppcu": "ppcu-manychat-token-0123456789abcdef", "centner": "centner-manychat-token-0123456789abc"}
+STRIPE_SECRET = "whsec_test_0123456789abcdefghijklmnop"
+DENEFITS_TOKEN = "denefits-shared-token-0123456789abcd"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    db: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    ghl_key: ed25519.Ed25519PrivateKey
+
+    def post(self, path: str, body: Any = None, *, raw: bytes | None = None, headers: dict[str, str] | None = None,
+             timeout: float = 10.0) -> httpx.Response:
+        content = raw if raw is not None else json.dumps(body).encode()
+        return httpx.post(self.url + path, content=content,
+                          headers={"content-type": "application/json", **(headers or {})}, timeout=timeout)
+
+    def idle(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = httpx.get(self.url + "/readyz", timeout=5).json()
+            if ready["inbox"]["pending"] == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the worker did not drain the inbox")
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.db) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def _start(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([*MCB, "serve", "--port", str(port), "--no-upgrade"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "serve exited") from None
+            time.sleep(0.1)
+    raise AssertionError("mcb serve did not start")
+
+
+def _configure(url: str, settings: Settings, ghl_public_pem: str) -> None:
+    engine = make_engine(url)
+    box = secret_box(settings, create=True)
+    assert box is not None
+    with admin_session(engine) as conn:
+        for tenant, slug in ((PPCU, "ppcu"), (CENTNER, "centner")):
+            set_integration(conn, box, tenant, "manychat", {"webhook_secret": TOKENS[slug]})
+        set_integration(conn, box, PPCU, "stripe", {"webhook_secret": STRIPE_SECRET})
+        set_integration(conn, box, PPCU, "ghl", {"webhook_secret": ghl_public_pem})
+        set_integration(conn, box, PPCU, "denefits", {"webhook_secret": DENEFITS_TOKEN})
+    engine.dispose()
+
+
+@pytest.fixture
+def server(head_url: str, cli_env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+    env = {**cli_env, "DATABASE_URL": head_url, "MCB_HOME": str(tmp_path / "home")}
+    settings = Settings(MCB_HOME=tmp_path / "home")  # type: ignore[call-arg]
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    _configure(head_url, settings, pem)
+    port = _free_port()
+    proc = _start(env, port)
+    srv = Server(f"http://127.0.0.1:{port}", head_url, env, proc, key)
+    yield srv
+    if srv.proc.poll() is None:
+        srv.proc.send_signal(signal.SIGTERM)
+        try:
+            srv.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            srv.proc.kill()
+
+
+def manychat(subscriber_id: str, event: str, **fields: Any) -> dict[str, Any]:
+    custom = fields.pop("custom_fields", {})
+    return {"subscriber": {"id": subscriber_id, "first_name": "Ann", "custom_fields": custom, **fields},
+            "event_type": event}
+
+
+def token(slug: str = "ppcu") -> dict[str, str]:
+    return {"X-MCB-Token": TOKENS[slug]}
+
+
+def stripe_signature(body: bytes, *, secret: str = STRIPE_SECRET, at: int | None = None) -> str:
+    stamp = at if at is not None else int(time.time())
+    mac = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={stamp},v1={mac}"
+
+
+def test_manychat_delivery_becomes_a_contact_with_events(server: Server) -> None:
+    created = manychat("sub_1", "contact_created", email=" Ann@Example.COM ", subscribed="2025-11-01T10:00:00+00:00",
+                       custom_fields={"chatbot_AB": "A-OCT30", "AD_ID": "ad_77"})
+    qualified = manychat("sub_1", "dm_qualified", custom_fields={
+        "Symptoms": "Diastasis", "Months Postpartum": "3 months", "DATE_DM_QUALIFIED": "2025-11-01T10:05:00+00:00"})
+    for body in (created, qualified, created):  # the third is a redelivery
+        response = server.post("/webhooks/ppcu/manychat", body, headers=token())
+        assert response.status_code == 200, response.text
+        assert response.json()["received"] is True
+    server.idle()
+    contacts = server.rows("SELECT mc_id, email_primary, first_name, ad_id, stage, source, tags FROM contacts "
+                           "WHERE tenant_id = %s", (PPCU,))
+    assert contacts == [("sub_1", "ann@example.com", "Ann", "ad_77", "dm_qualified", "instagram",
+                         {"chatbot": "A-OCT30"})]
+    events = server.rows("SELECT event_type, source_event_id, event_timestamp::text, event_data FROM funnel_events "
+                         "WHERE tenant_id = %s ORDER BY event_timestamp", (PPCU,))
+    assert [(e[0], e[1], e[2]) for e in events] == [
+        ("contact_subscribed", "mc_sub_1_contact_subscribed", "2025-11-01 10:00:00+00"),
+        ("dm_qualified", "mc_sub_1_dm_qualified", "2025-11-01 10:05:00+00"),
+    ]
+    assert events[1][3]["symptoms"] == "Diastasis" and events[1][3]["months_postpartum"] == "3 months"
+    logs = server.rows("SELECT status, event_type, inbox, headers->>'x-mcb-auth' FROM webhook_logs "
+                       "WHERE tenant_id = %s ORDER BY id", (PPCU,))
+    assert logs == [("processed", "contact_created", True, "shared token"),
+                    ("processed", "dm_qualified", True, "shared token"),
+                    ("processed", "contact_created", True, "shared token")]
+
+
+def test_same_ids_in_two_tenants_never_touch_each_other(server: Server) -> None:
+    body = manychat("sub_same", "contact_created", email="same@example.com")
+    assert server.post("/webhooks/ppcu/manychat", body, headers=token("ppcu")).status_code == 200
+    assert server.post("/webhooks/centner/manychat", body, headers=token("centner")).status_code == 200
+    server.idle()
+    rows = server.rows("SELECT tenant_id, mc_id FROM contacts WHERE mc_id = 'sub_same' ORDER BY tenant_id")
+    assert sorted(r[0] for r in rows) == sorted([PPCU, CENTNER])
+    # Another tenant's token is not this tenant's token.
+    wrong = server.post("/webhooks/centner/manychat", body, headers=token("ppcu"))
+    assert wrong.status_code == 401
+
+
+def test_authentication_failures_are_401_logged_and_not_stored(server: Server) -> None:
+    body = manychat("sub_2", "contact_created")
+    before = server.rows("SELECT count(*) FROM webhook_logs")[0][0]
+    assert server.post("/webhooks/ppcu/manychat", body).status_code == 401
+    assert server.post("/webhooks/ppcu/manychat", body, headers={"X-MCB-Token": "nope"}).status_code == 401
+    assert server.post("/webhooks/ppcu/perspective", {"a": 1}, headers=token()).status_code == 401  # no secret
+    assert server.rows("SELECT count(*) FROM webhook_logs")[0][0] == before
+    reasons = server.rows("SELECT source, reason FROM webhook_rejections WHERE tenant_id = %s ORDER BY id", (PPCU,))
+    assert reasons == [("manychat", "missing or wrong manychat token"),
+                       ("manychat", "missing or wrong manychat token"),
+                       ("perspective", "no perspective webhook secret is configured for this tenant")]
+    # The token is also accepted as ?token=.
+    assert server.post(f"/webhooks/ppcu/manychat?token={TOKENS['ppcu']}", body).status_code == 200
+
+
+def test_stripe_signatures_valid_expired_tampered(server: Server) -> None:
+    event = {"id": "evt_sig_1", "object": "event", "type": "customer.created", "created": 1763000000,
+             "data": {"object": {"id": "cus_1", "object": "customer"}}}
+    body = json.dumps(event).encode()
+    ok = server.post("/webhooks/ppcu/stripe", raw=body, headers={"Stripe-Signature": stripe_signature(body)})
+    assert ok.status_code == 200, ok.text
+    expired = server.post("/webhooks/ppcu/stripe", raw=body,
+                          headers={"Stripe-Signature": stripe_signature(body, at=int(time.time()) - 3600)})
+    tampered = server.post("/webhooks/ppcu/stripe", raw=body.replace(b"cus_1", b"cus_2"),
+                           headers={"Stripe-Signature": stripe_signature(body)})
+    other_secret = server.post("/webhooks/ppcu/stripe", raw=body,
+                               headers={"Stripe-Signature": stripe_signature(body, secret="whsec_other_secret_xx")})
+    missing = server.post("/webhooks/ppcu/stripe", raw=body)
+    assert [r.status_code for r in (expired, tampered, other_secret, missing)] == [401, 401, 401, 401]
+    reasons = [r[0] for r in server.rows("SELECT reason FROM webhook_rejections WHERE source = 'stripe' ORDER BY id")]
+    assert reasons == ["expired Stripe signature", "invalid Stripe signature", "invalid Stripe signature",
+                       "missing Stripe-Signature header"]
+
+
+def test_ghl_ed25519_signature(server: Server) -> None:
+    body = json.dumps({"contact_id": "ghl_1", "email": "g@example.com", "customData": {}}).encode()
+    good = base64.b64encode(server.ghl_key.sign(body)).decode()
+    assert server.post("/webhooks/ppcu/ghl", raw=body, headers={"X-GHL-Signature": good}).status_code == 200
+    forged = base64.b64encode(ed25519.Ed25519PrivateKey.generate().sign(body)).decode()
+    assert server.post("/webhooks/ppcu/ghl", raw=body, headers={"X-GHL-Signature": forged}).status_code == 401
+    assert server.post("/webhooks/ppcu/ghl", raw=body).status_code == 401
+
+
+def test_denefits_payload_secret_is_accepted_and_never_stored(server: Server) -> None:
+    body = [{"webhook_type": "contract.status", "secret_key": DENEFITS_TOKEN,
+             "data": {"contract": {"contract_code": "BRKSX", "contract_id": 1}}}]
+    response = server.post("/webhooks/ppcu/denefits", body)
+    assert response.status_code == 200, response.text
+    stored = server.rows("SELECT payload::text FROM webhook_logs WHERE id = %s", (response.json()["id"],))[0][0]
+    assert DENEFITS_TOKEN not in stored and "BRKSX" in stored
+
+
+def test_bad_input_is_a_clear_4xx_and_stores_nothing(server: Server) -> None:
+    before = server.rows("SELECT count(*) FROM webhook_logs")[0][0]
+    malformed = server.post("/webhooks/ppcu/manychat", raw=b'{"subscriber": ', headers=token())
+    assert (malformed.status_code, malformed.json()) == (400, {"error": "The body is not JSON (or form data)."})
+    big = server.post("/webhooks/ppcu/manychat", raw=b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}', headers=token())
+    assert (big.status_code, big.json()) == (413, {"error": "Body larger than 1 MiB."})
+    unknown_source = server.post("/webhooks/ppcu/hubspot", {}, headers=token())
+    assert unknown_source.status_code == 404 and "Unknown source 'hubspot'" in unknown_source.json()["error"]
+    unknown_tenant = server.post("/webhooks/nobody/manychat", {}, headers=token())
+    assert (unknown_tenant.status_code, unknown_tenant.json()) == (404, {"error": "Unknown tenant"})
+    assert server.rows("SELECT count(*) FROM webhook_logs")[0][0] == before
+    # A wrong type inside valid JSON is stored (nothing is lost) and ends as an error with the reason.
+    wrong = server.post("/webhooks/ppcu/manychat", {"subscriber": "not an object"}, headers=token())
+    assert wrong.status_code == 200
+    server.idle()
+    status = server.rows("SELECT status, error_message FROM webhook_logs WHERE id = %s", (wrong.json()["id"],))
+    assert status == [("error", "unreadable manychat payload: ManyChat payload has no subscriber")]
+
+
+def test_legacy_urls_route_to_the_default_tenant(server: Server) -> None:
+    body = manychat("sub_legacy", "contact_created")
+    response = server.post("/api/manychat", body, headers=token("ppcu"))
+    assert response.status_code == 200, response.text
+    via_original_path = server.post("/api/webhooks/centner/manychat", manychat("sub_c", "contact_created"),
+                                    headers=token("centner"))
+    assert via_original_path.status_code == 200
+    server.idle()
+    assert server.rows("SELECT tenant_id FROM contacts WHERE mc_id = 'sub_legacy'") == [(PPCU,)]
+    assert server.rows("SELECT tenant_id FROM contacts WHERE mc_id = 'sub_c'") == [(CENTNER,)]
+    health = httpx.get(server.url + "/webhooks/ppcu/stripe", timeout=5).json()
+    assert health["tenant"] == "ppcu" and "checkout.session.completed" in health["accepted_event_types"]
+
+
+def test_kill_9_during_a_burst_loses_nothing_acknowledged(server: Server) -> None:
+    acked: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def sender(n: int) -> None:
+        for i in range(400):
+            if stop.is_set():
+                return
+            try:
+                response = server.post("/webhooks/ppcu/manychat", manychat(f"burst_{n}_{i}", "contact_created"),
+                                       headers=token(), timeout=5)
+            except httpx.TransportError:
+                return
+            if response.status_code == 200:
+                with lock:
+                    acked.append(response.json()["id"])
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    while len(acked) < 150:
+        time.sleep(0.01)
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    stored = {r[0] for r in server.rows("SELECT id FROM webhook_logs WHERE inbox")}
+    assert set(acked) <= stored, f"{len(set(acked) - stored)} acknowledged webhooks were lost"
+
+    port = _free_port()
+    server.proc = _start(server.env, port)
+    server.url = f"http://127.0.0.1:{port}"
+    server.idle(60)
+    statuses = dict(server.rows("SELECT status, count(*) FROM webhook_logs WHERE inbox GROUP BY 1"))
+    assert set(statuses) == {"processed"}, statuses
+    contacts = server.rows("SELECT count(*) FROM contacts WHERE mc_id LIKE 'burst\\_%%'")[0][0]
+    assert contacts == len(stored)
