@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mcb.cli import db as db_commands
 from mcb.cli import integrations as integration_commands
@@ -44,7 +45,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err.print(f"[bold red]Error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("Interrupted; every step that finished is recorded, run the command again to continue.")

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mcb.cli.common import admin, out, print_json
 from mcb.config import get_settings
@@ -15,6 +17,7 @@ from mcb.tenancy import integrations as integ
 from mcb.tenancy import tenants as ten
 from mcb.tenancy.secrets import (
     SecretBox,
+    SecretKeyError,
     generate_key,
     load_keys,
     mask,
@@ -28,10 +31,11 @@ app = typer.Typer(help="Store, list and rotate tenants' integration credentials.
 
 def _parse_pairs(pairs: list[str]) -> dict[str, str]:
     values: dict[str, str] = {}
-    for pair in pairs:
+    for position, pair in enumerate(pairs, start=1):
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UserError(f"{pair.split('=')[0]!r} is not KEY=VALUE (use KEY= to remove a key).")
+            # Never echo it: a bare argument is often a secret pasted without its key.
+            raise UserError(f"Argument {position} after the provider is not KEY=VALUE (use KEY= to remove a key).")
         if value.startswith("@"):
             path = Path(value[1:]).expanduser()
             try:
@@ -70,14 +74,13 @@ def set_(
         values[integ.WEBHOOK_SECRET] = token
     if not values and allow_unauthenticated is None:
         raise UserError("Nothing to store: give KEY=VALUE pairs, --generate-token or --allow-unauthenticated.")
-    box = secret_box(get_settings(), create=True)
-    assert box is not None
     with admin() as conn:
         t = ten.get_tenant(conn, tenant)
+        box = integ.box_for_writing(conn, get_settings())
         stored = integ.set_integration(conn, box, t.id, provider, values,
                                        allow_unauthenticated=allow_unauthenticated, slug=tenant)
     out.print(f"[green]Stored {provider} for {tenant}[/green]: "
-              + (", ".join(f"{k}={v}" for k, v in stored.masked().items()) or "no keys"))
+              + escape(", ".join(f"{k}={v}" for k, v in stored.masked().items()) or "no keys"))
     if token is not None:
         url = t.webhook_urls(get_settings().public_url).get(provider, "")
         out.print(f"\nWebhook token (shown once, store it in {provider} now):\n  {token}")
@@ -109,8 +112,8 @@ def list_(
     for i in items:
         first = True
         for key, value in i.masked().items():
-            table.add_row(i.provider if first else "", key, value,
-                          (", ".join(f"{k}={v}" for k, v in i.options.items()) if first else ""))
+            table.add_row(i.provider if first else "", Text(key), Text(value),
+                          Text(", ".join(f"{k}={v}" for k, v in i.options.items()) if first else ""))
             first = False
         if first:
             table.add_row(i.provider, "-", "-", ", ".join(f"{k}={v}" for k, v in i.options.items()))
@@ -146,6 +149,11 @@ def rotate_key() -> None:
     settings = get_settings()
     source = load_keys(settings)
     if source is None:
+        with admin() as conn:
+            stored = integ.count_integrations(conn)
+        if stored:
+            raise SecretKeyError(f"No secret key, but {stored} integration(s) are stored: set MCB_SECRET_KEY or "
+                                 f"restore the key file {settings.key_file}.")
         raise UserError("No key to rotate: nothing has been encrypted yet.")
     if source.key_file is None:
         if len(source.keys) < 2:
@@ -177,7 +185,7 @@ def import_env(
         table.add_column(col)
     for provider, values in sorted(parsed.values.items()):
         for key, value in sorted(values.items()):
-            table.add_row(provider, key, parsed.sources[(provider, key)], mask(value))
+            table.add_row(provider, key, parsed.sources[(provider, key)], Text(mask(value)))
     with admin() as conn:
         t = ten.get_tenant(conn, tenant)
         if parsed.values:
@@ -185,8 +193,7 @@ def import_env(
         else:
             out.print("No recognised variables.")
         if not dry_run and parsed.values:
-            box = secret_box(get_settings(), create=True)
-            assert box is not None
+            box = integ.box_for_writing(conn, get_settings())
             for provider, values in parsed.values.items():
                 integ.set_integration(conn, box, t.id, provider, values, slug=tenant)
     if parsed.unrecognised:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mcb.cli.common import admin, out, print_json
 from mcb.config import get_settings
@@ -34,8 +36,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     for col in ("slug", "name", "owner", "time zone", "active", "default"):
         table.add_column(col)
     for t in tenants:
-        table.add_row(t.slug, t.name, t.owner_name or "", t.timezone, "yes" if t.is_active else "no",
-                      "yes" if t.is_default else "")
+        table.add_row(*(Text(v) for v in (t.slug, t.name, t.owner_name or "", t.timezone,
+                                         "yes" if t.is_active else "no", "yes" if t.is_default else "")))
     out.print(table)
 
 
@@ -62,10 +64,11 @@ def show(
             "webhook_activity_7d": [a.__dict__ for a in activity],
         })
         return
-    out.print(f"[bold]{tenant.name}[/bold] ({tenant.slug}) id {tenant.id}")
+    out.print(f"[bold]{escape(tenant.name)}[/bold] ({tenant.slug}) id {tenant.id}")
     out.print(f"  owner: {tenant.owner_name or '-'}   time zone: {tenant.timezone}   "
-              f"active: {'yes' if tenant.is_active else 'no'}{'   default tenant' if tenant.is_default else ''}")
-    out.print(f"  report recipients: {', '.join(tenant.report_recipients) or '-'}")
+              f"active: {'yes' if tenant.is_active else 'no'}{'   default tenant' if tenant.is_default else ''}",
+              markup=False)
+    out.print(f"  report recipients: {', '.join(tenant.report_recipients) or '-'}", markup=False)
     urls_table = Table(title="Webhook URLs")
     urls_table.add_column("source")
     urls_table.add_column("URL")
@@ -76,17 +79,18 @@ def show(
     for col in ("provider", "keys", "options"):
         integ_table.add_column(col)
     for i in configured:
-        integ_table.add_row(i.provider, ", ".join(f"{k}={v}" for k, v in i.masked().items()) or "-",
-                            ", ".join(f"{k}={v}" for k, v in i.options.items()) or "")
+        integ_table.add_row(i.provider, Text(", ".join(f"{k}={v}" for k, v in i.masked().items()) or "-"),
+                            Text(", ".join(f"{k}={v}" for k, v in i.options.items()) or ""))
     out.print(integ_table if configured else "No integrations configured.")
     for warning in warnings:
-        out.print(f"[yellow]warning:[/yellow] {warning}")
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if activity:
         act = Table(title="Webhooks in the last 7 days")
         for col in ("source", "status", "count", "last"):
             act.add_column(col)
         for a in activity:
-            act.add_row(a.source, a.status, str(a.count), a.last_at.strftime("%Y-%m-%d %H:%M") if a.last_at else "")
+            act.add_row(*(Text(v) for v in (a.source, a.status, str(a.count),
+                                            a.last_at.strftime("%Y-%m-%d %H:%M") if a.last_at else "")))
         out.print(act)
     else:
         out.print("No webhooks in the last 7 days.")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mcb.cli.common import admin, out, print_json
 from mcb.errors import UserError
@@ -52,10 +53,11 @@ def list_(
     for col in ("id", "prefix", "scope", "name", "created", "last used", "revoked"):
         table.add_column(col)
     for t in tokens:
-        table.add_row(str(t.id), t.token_prefix + "…", t.tenant_slug or "admin", t.name,
-                      t.created_at.strftime("%Y-%m-%d %H:%M"),
-                      t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "",
-                      t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "")
+        table.add_row(*(Text(v) for v in (
+            str(t.id), t.token_prefix + "…", t.tenant_slug or "admin", t.name,
+            t.created_at.strftime("%Y-%m-%d %H:%M"),
+            t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "",
+            t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "")))
     out.print(table)
 
 
@@ -64,4 +66,4 @@ def revoke(ref: Annotated[str, typer.Argument(help="The token's id or its prefix
     """Revoke a token; it stops working at once."""
     with admin() as conn:
         record = tok.revoke_token(conn, ref)
-    out.print(f"Revoked {record.token_prefix}… ({record.tenant_slug or 'admin'}).")
+    out.print(f"Revoked {record.token_prefix}… ({record.tenant_slug or 'admin'}).", markup=False)

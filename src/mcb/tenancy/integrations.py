@@ -18,8 +18,9 @@ from uuid import UUID
 
 from sqlalchemy import Connection, text
 
+from mcb.config import Settings
 from mcb.errors import UserError
-from mcb.tenancy.secrets import SecretBox, mask
+from mcb.tenancy.secrets import SecretBox, SecretKeyError, mask, secret_box
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,30 @@ def remove_integration(conn: Connection, tenant_id: UUID, name: str, *, slug: st
     if not deleted:
         raise UserError(f"Tenant {slug or tenant_id} has no {name} integration.")
     log.info("integration %s removed from tenant %s", name, slug or tenant_id)
+
+
+def count_integrations(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT count(*) FROM tenant_integrations")).scalar() or 0)
+
+
+def box_for_writing(conn: Connection, settings: Settings) -> SecretBox:
+    """The box to encrypt new secrets with, refusing a key that cannot read what is already stored.
+
+    A key file is created only while nothing is stored: a lost key file is never silently replaced (the
+    old secrets would become unreadable, and restoring the old file would lose the new ones)."""
+    stored = conn.execute(text(
+        "SELECT i.provider, t.slug, i.credentials FROM tenant_integrations i JOIN tenants t ON t.id = i.tenant_id "
+        "WHERE i.credentials IS NOT NULL LIMIT 1")).first()
+    if stored is None:
+        box = secret_box(settings, create=True)
+        assert box is not None
+        return box
+    box = secret_box(settings)
+    if box is None:
+        raise SecretKeyError(f"No secret key, but integrations are stored: set MCB_SECRET_KEY or restore the key "
+                             f"file {settings.key_file}.")
+    box.decrypt(stored.credentials, what=f"the {stored.provider} credentials of tenant {stored.slug}")
+    return box
 
 
 def generate_webhook_token() -> str:

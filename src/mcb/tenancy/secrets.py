@@ -68,7 +68,8 @@ def write_key_file(path: Path, keys: list[bytes]) -> None:
     """Write the key file atomically with mode 0600 (it never exists with wider permissions)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a stale tmp file would keep its own (maybe wider) mode
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(k.decode() for k in keys) + "\n")
     os.replace(tmp, path)
