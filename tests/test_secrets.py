@@ -118,7 +118,8 @@ def test_write_key_file_is_0600_even_over_a_stale_tmp_file(tmp_path: Path) -> No
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize("raw", ["not-a-key", "c2hvcnQ=", new_key().decode() + ",garbage-key-value"])
+@pytest.mark.parametrize("raw", ["not-a-key", "c2hvcnQ=", new_key().decode() + ",garbage-key-value"],
+                         ids=["not-a-key", "too-short", "valid-then-garbage"])
 def test_malformed_environment_key_is_one_sentence_without_the_value(tmp_path: Path, raw: str) -> None:
     with pytest.raises(SecretKeyError) as caught:
         load_keys(make_settings(tmp_path, raw))

@@ -130,14 +130,14 @@ def test_meeting_attended_uses_the_mapped_date() -> None:
 
 def test_completed_dc_is_held_at_the_appointment_start_in_the_calendar_zone() -> None:
     """"COMPLETED DC" exactly; startTime 10:00 America/New_York is 15:00 UTC; MC_ID null says nothing (R-13),
-    so the contact facts carry no mc_id and the source rule gives "website"."""
+    so the contact facts carry no mc_id and the fallback source "website" is a default, not evidence."""
     tags = {"ghl_stage": "COMPLETED DC", "pipeline": "free_discovery_call"}
     assert parse(fixture("completed_dc"), received_at=T) == Normalized(
         source="ghl",
         event_type="MeetingCompleted",
         contact=ContactFacts(
             ghl_id=MARIA, email_booking="maria.lopez@example.com", phone="+13055550142",
-            first_name="Maria", last_name="Lopez", source="website", source_rule="live", tags=tags,
+            first_name="Maria", last_name="Lopez", source="website", source_rule="default", tags=tags,
         ),
         events=(FunnelEvent(
             event_type="appointment_held",
@@ -198,7 +198,7 @@ def test_no_show_is_skipped() -> None:
         event_type="NoShow",
         contact=ContactFacts(
             ghl_id=MARIA, email_booking="maria.lopez@example.com", phone="+13055550142", first_name="Maria",
-            last_name="Lopez", source="website", source_rule="live",
+            last_name="Lopez", source="website", source_rule="default",
             tags={"ghl_stage": "NO SHOW", "pipeline": "free_discovery_call"},
         ),
         match_by=MATCH_BY,
@@ -231,7 +231,7 @@ def test_contact_update_has_a_content_key_and_records_unknown_keys() -> None:
         event_type="ContactUpdate",
         contact=ContactFacts(
             ghl_id=MARIA, email_booking="maria.lopez@example.com", phone="+13055550142", first_name="Maria",
-            last_name="Lopez", source="website", source_rule="live", tags={"lead_type": "postpartum"},
+            last_name="Lopez", source="website", source_rule="default", tags={"lead_type": "postpartum"},
         ),
         events=(FunnelEvent(
             event_type="contact_updated",
@@ -260,7 +260,7 @@ def test_misspelled_pipleline_stage_is_read() -> None:
         event_type="OpportunityCreate",
         contact=ContactFacts(
             ghl_id=ana, email_booking="ana.silva@example.com", phone="+17865550133", first_name="Ana",
-            last_name="Silva", source="website", source_rule="live", tags=tags,
+            last_name="Silva", source="website", source_rule="default", tags=tags,
         ),
         events=(FunnelEvent(
             event_type="appointment_scheduled",
@@ -652,8 +652,6 @@ def test_any_order_and_duplication_gives_the_in_order_state(head_url: str, engin
     assert _deliver_all(head_url, engine, order) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="apply._merge keeps the later time when the same value arrives with an "
-                                       "earlier one (shared code; reported)")
 def test_same_value_evidence_keeps_its_earliest_time(head_url: str, engine: Engine) -> None:
     """Source "instagram" (MC_ID present) at t1 and t3, "website" (MC_ID null) at t2: the earliest evidence,
     instagram at t1, must win whatever the order. Delivered t3, t1, t2, the stored source time stays t3

@@ -448,8 +448,6 @@ def test_any_order_and_duplication_gives_the_in_order_state(head_url: str, engin
     assert _deliver_all(head_url, engine, order) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="apply._insert_events keeps the first-applied copy of a keyed event "
-                                       "(ON CONFLICT DO NOTHING), not the earliest (shared code; reported)")
 def test_a_resubmission_keeps_the_first_submission_time(head_url: str, engine: Engine) -> None:
     """The renamed Calendly funnel has the same funnelId, so Sofia's later submission there has the same key
     as her first one. Delivered out of order, the stored form_submitted time is the later submission's."""

@@ -37,6 +37,8 @@ Status = Literal["processed", "skipped", "orphan"]
 # Identifiers that name one person on one platform: a match on a weaker identifier is rejected when the
 # candidate already carries a different one of these.
 STRONG_IDS = ("mc_id", "ghl_id")
+# The time recorded for a default (not evidence): later than any real time, so any evidence replaces it.
+WEAK = "9999-12-31T23:59:59+00:00"
 LEAD_EVENTS = ("contact_subscribed", "contact_created")
 
 
@@ -102,6 +104,25 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
     return None
 
 
+class IdentityConflict(ValueError):
+    """The event's platform ids point at two different contacts (e.g. its ghl_id belongs to a contact with
+    another mc_id). Not retried: the webhook row ends ``error`` with this message for an operator."""
+
+
+def _refuse_conflicting_identity(conn: Connection, tenant_id: UUID, facts: ContactFacts) -> None:
+    for key in STRONG_IDS:
+        value = getattr(facts, key)
+        if value is None:
+            continue
+        other = conn.execute(text(f"SELECT id FROM contacts WHERE tenant_id = :t AND {key} = :v"),
+                             {"t": tenant_id, "v": value}).first()
+        if other is not None:
+            raise IdentityConflict(
+                f"identity conflict: {key} {value} belongs to contact {other[0]}, whose other platform id "
+                "differs from this event's; nothing was changed"
+            )
+
+
 def _create_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, at: datetime) -> dict[str, Any]:
     values = facts.values()
     if facts.ad_id:
@@ -149,13 +170,18 @@ def _merge(contact: dict[str, Any], facts: ContactFacts, at: datetime, event_sta
     stamp = _epoch(at)
     changes: dict[str, Any] = {}
 
-    def offer(column: str, value: Any) -> None:
+    def offer(column: str, value: Any, *, weak: bool = False) -> None:
         if value is None:
             return  # never clear a known value (R-13)
         current = contact.get(column)
-        if current is None or (not _same(current, value) and _earlier(stamp, value, times.get(column), current)):
+        seen = times.get(column)
+        # A weak value (a default, not evidence) fills a gap and yields to any evidence.
+        when = WEAK if weak else stamp
+        if current is None or (not _same(current, value) and _earlier(when, value, seen, current)):
             changes[column] = value
-            times[column] = stamp
+            times[column] = when
+        elif _same(current, value) and seen is not None and when < seen:
+            times[column] = when  # the same value, evidenced earlier: remember the earlier time
 
     for column in IDENTITY_FIELDS:
         offer(column, getattr(facts, column))
@@ -166,7 +192,7 @@ def _merge(contact: dict[str, Any], facts: ContactFacts, at: datetime, event_sta
             changes["source"] = facts.source  # an engaged historical contact re-enters analytics
             times["source"] = stamp
         else:
-            offer("source", facts.source)
+            offer("source", facts.source, weak=facts.source_rule == "default")
     if facts.tags:
         tags = dict(contact.get("tags") or {})
         for key, value in facts.tags.items():
@@ -174,6 +200,8 @@ def _merge(contact: dict[str, Any], facts: ContactFacts, at: datetime, event_sta
             later = seen is None or stamp > seen or (stamp == seen and str(value) > str(tags.get(key)))
             if key not in tags or later:
                 tags[key] = value
+                times[f"tags.{key}"] = stamp
+            elif tags.get(key) == value and seen is not None and stamp > seen:
                 times[f"tags.{key}"] = stamp
         if tags != (contact.get("tags") or {}):
             changes["tags"] = tags
@@ -213,6 +241,8 @@ def _snapshot(contact: dict[str, Any]) -> dict[str, Any]:
 
 def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], source: str,
                    events: list[tuple[str, FunnelEvent]]) -> int:
+    """Append the events; returns how many are new. An event whose key exists keeps the earliest
+    evidence of it (time, data, tags), so the history does not depend on delivery order."""
     created = 0
     snapshot = Jsonb(_snapshot(contact))
     for event_source, event in events:
@@ -221,7 +251,10 @@ def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], s
                 "INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, "
                 "source_event_id, event_data, contact_snapshot, tags, created_by) VALUES "
                 "(:t, :c, :type, :at, :source, :key, :data, :snap, :tags, 'webhook') "
-                "ON CONFLICT (tenant_id, source, source_event_id) DO NOTHING"
+                "ON CONFLICT (tenant_id, source, source_event_id) DO UPDATE SET "
+                "event_timestamp = EXCLUDED.event_timestamp, event_data = EXCLUDED.event_data, tags = EXCLUDED.tags "
+                "WHERE EXCLUDED.event_timestamp < funnel_events.event_timestamp "
+                "RETURNING (xmax = 0)"
             ),
             {
                 "t": tenant_id, "c": contact["id"], "type": event.event_type, "at": event.occurred_at,
@@ -229,7 +262,7 @@ def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], s
                 "data": Jsonb(json.loads(json.dumps(event.data, default=str))), "snap": snapshot,
                 "tags": Jsonb(event.tags),
             },
-        ).rowcount
+        ).scalar() is True
     return created
 
 
@@ -254,6 +287,7 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
                 return ApplyResult("orphan", payments=payment_ids,
                                    detail="no contact matches this payment yet; it will be linked when one appears")
             return ApplyResult("skipped", detail="no matching contact, and this event does not create contacts")
+        _refuse_conflicting_identity(conn, tenant_id, facts)
         contact = _create_contact(conn, tenant_id, facts, at)
         created = True
 

@@ -55,9 +55,10 @@ class ContactFacts:
     fbc: str | None = None
     ad_id: str | None = None  # first touch: set only while the contact has none
     source: str | None = None  # traffic source; see ``source_rule``
-    source_rule: Literal["if_empty", "live"] = "if_empty"
+    source_rule: Literal["if_empty", "live", "default"] = "if_empty"
     """``live``: an engagement from a live channel (ManyChat, GHL) replaces a historical source
-    ("auto-graduation", spec 5.1); payments never change the source."""
+    ("auto-graduation", spec 5.1); ``default``: a guess (GHL's "website" when no ManyChat id is known) that
+    fills an empty source and yields to any evidence; payments never change the source."""
     tags: dict[str, Any] = field(default_factory=dict)
 
     def emails(self) -> list[str]:

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, text
 
 from mcb.db.session import admin_session, tenant_session
-from mcb.funnel.apply import apply_event
+from mcb.funnel.apply import IdentityConflict, apply_event
 from mcb.funnel.events import PayloadError
 from mcb.ingest.sources import parse
 
@@ -98,6 +98,10 @@ def process_row(admin_engine: Engine, app_engine: Engine, row: Claimed) -> str:
             _finish(conn, row.id, result.status, detail=result.detail, outcome=result.as_outcome(),
                     unknown=normalized.unknown_keys, event_type=normalized.event_type, contact_id=result.contact_id)
         return result.status
+    except IdentityConflict as exc:
+        with tenant_session(app_engine, row.tenant_id) as conn:
+            _finish(conn, row.id, "error", error=str(exc), event_type=normalized.event_type)
+        return "error"
     except Exception as exc:  # a failure of this attempt (database, bug): retried with backoff, then error
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
         final = row.attempts >= MAX_ATTEMPTS

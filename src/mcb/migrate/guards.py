@@ -26,6 +26,7 @@ NEW_VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("contacts", "funnel_variant", "funnel_variant IS NOT NULL"),
     ("contacts", "deposit_paid_date", "deposit_paid_date IS NOT NULL"),
     ("contacts", "tags", "tags <> '{}'::jsonb"),
+    ("contacts", "field_times", "field_times <> '{}'::jsonb"),
     ("meta_ads", "spend_28d", "spend_28d IS NOT NULL"),
     ("meta_ad_insights", "spend_28d", "spend_28d IS NOT NULL"),
 )

@@ -261,6 +261,8 @@ def _claim_migration_session(conn: Connection, reporter: Reporter) -> None:
     """
     conn.exec_driver_sql("SET application_name = 'mcb db upgrade'")
     conn.exec_driver_sql("SET client_connection_check_interval = '1s'")
+    # Hosted servers cap statements (Supabase: 2 minutes); index builds and validations may take longer.
+    conn.exec_driver_sql("SET statement_timeout = 0")
     conn.commit()
     waited = 0
     while True:

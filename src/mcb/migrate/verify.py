@@ -71,6 +71,7 @@ def run_checks(engine: Engine, settings: Settings | None = None) -> VerifyReport
         check_constraints_valid,
         check_backfills,
         check_legacy_writes,
+        check_write_path,
         check_row_level_security,
         check_row_counts,
     ]
@@ -298,7 +299,32 @@ def check_legacy_writes(conn: Connection, settings: Settings, report: VerifyRepo
     return Check("legacy_writes", not problems, detail)
 
 
-RLS_HEAD = "0009"
+def check_write_path(conn: Connection, settings: Settings, report: VerifyReport) -> Check:
+    """The default tenant can still get a contact through the code path webhooks use (rolled back)."""
+    from datetime import UTC, datetime
+    from uuid import UUID
+
+    from mcb.funnel.apply import apply_event
+    from mcb.funnel.events import ContactFacts, FunnelEvent, Normalized
+
+    default = UUID(str(conn.execute(text("SELECT mcb_default_tenant_id()")).scalar()))
+    tag = "mcb-verify-apply-" + conn.execute(text("SELECT md5(random()::text)")).scalar()[:12]  # type: ignore[index]
+    now = datetime.now(UTC)
+    delivery = Normalized(
+        source="manychat",
+        event_type="contact_created",
+        contact=ContactFacts(mc_id=tag, email_primary=f"{tag}@verify.invalid"),
+        events=(FunnelEvent("contact_subscribed", f"mc_{tag}_contact_subscribed", now, stage="new_lead"),),
+        lead_event_type="contact_subscribed",
+    )
+    result = apply_event(conn, default, delivery, received_at=now)
+    events = conn.execute(text("SELECT count(*) FROM funnel_events WHERE tenant_id = :t AND contact_id = :c"),
+                          {"t": default, "c": result.contact_id}).scalar()
+    conn.rollback()
+    ok = result.status == "processed" and result.created and events == 1
+    detail = ("a contact and its lead event were written for the default tenant by funnel.apply_event "
+              "(rolled back)" if ok else f"apply_event gave {result.status}, created={result.created}, events={events}")
+    return Check("write_path", ok, detail)
 
 
 def check_row_level_security(conn: Connection, settings: Settings, report: VerifyReport) -> Check:

@@ -269,7 +269,8 @@ def parse(payload: Any, *, received_at: datetime) -> Normalized:
         last_name=last_name,
         ad_id=ad_id,
         source=_first(custom.get("source")) or ("instagram" if mc_id or ad_id else "website"),
-        source_rule="live",
+        # An explicit source or a ManyChat/ad id is evidence; "website" is only the fallback guess.
+        source_rule="live" if (_first(custom.get("source")) or mc_id or ad_id) else "default",
         tags=tags,
     )
 

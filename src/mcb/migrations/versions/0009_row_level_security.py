@@ -3,8 +3,8 @@
 Every tenant-owned table gets RLS enabled and forced, with one policy: a row is visible and writable only
 when its tenant_id equals the transaction's ``app.tenant_id`` (set by ``db.tenant_session``); with no
 tenant set, nothing is visible. A second policy lets the migration owner through, and only when its
-session says ``mcb.admin = on`` (migrations and admin commands do): an application misconfigured to
-connect as the owner still sees no tenant rows. The runtime role ``mcb_app`` owns nothing, is not a
+session says ``mcb.admin = on`` (migrations and admin commands do): where the owner is neither superuser
+nor BYPASSRLS, an application misconfigured to connect as the owner still sees no tenant rows. The runtime role ``mcb_app`` owns nothing, is not a
 superuser and cannot bypass RLS; the owner is granted membership so it can ``SET ROLE mcb_app``.
 
 tenant_integrations is reshaped for encryption at rest: ``credentials`` and ``webhook_secret`` hold
