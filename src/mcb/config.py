@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         validation_alias="MCB_PUBLIC_URL",
         description="The address platforms use to reach MCB (for the webhook URLs MCB prints).",
     )
+    manychat_api_url: str = Field(
+        default="https://api.manychat.com",
+        validation_alias="MCB_MANYCHAT_API_URL",
+        description="ManyChat's API, for webhooks that carry only a subscriber_id (tests point it elsewhere).",
+    )
     log_level: str = Field(
         default="WARNING",
         validation_alias="MCB_LOG_LEVEL",

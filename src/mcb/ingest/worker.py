@@ -22,10 +22,14 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from sqlalchemy import Engine, text
 
+from mcb.config import get_settings
 from mcb.db.session import admin_session, tenant_session
 from mcb.funnel.apply import IdentityConflict, apply_event
 from mcb.funnel.events import PayloadError
+from mcb.ingest.enrich import FetchFailed, fetch_manychat_subscriber, needs_manychat_fetch
 from mcb.ingest.sources import parse
+from mcb.tenancy.integrations import get_integration
+from mcb.tenancy.secrets import secret_box
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +88,30 @@ def _finish(conn: Any, row_id: int, status: str, *, detail: str | None = None, e
     )
 
 
+def _enrich(app_engine: Engine, row: Claimed) -> Any:
+    """The payload with what the provider left out fetched (ManyChat's subscriber_id-only form)."""
+    if row.source != "manychat" or not needs_manychat_fetch(row.payload):
+        return row.payload
+    settings = get_settings()
+    box = secret_box(settings)
+    integration = None
+    if box is not None:
+        with tenant_session(app_engine, row.tenant_id) as conn:
+            integration = get_integration(conn, box, row.tenant_id, "manychat")
+    return fetch_manychat_subscriber(row.payload, integration, settings)
+
+
 def process_row(admin_engine: Engine, app_engine: Engine, row: Claimed) -> str:
     """Process one claimed row; returns its final (or retry) status."""
     try:
-        normalized = parse(row.source, row.payload, received_at=row.received_at)
+        payload = _enrich(app_engine, row)
+        normalized = parse(row.source, payload, received_at=row.received_at)
     except PayloadError as exc:
         with tenant_session(app_engine, row.tenant_id) as conn:
             _finish(conn, row.id, "error", error=f"unreadable {row.source} payload: {exc}")
         return "error"
+    except FetchFailed as exc:
+        return _retry_later(admin_engine, row, str(exc))
     try:
         with tenant_session(app_engine, row.tenant_id) as conn:
             result = apply_event(conn, row.tenant_id, normalized, received_at=row.received_at)
@@ -103,18 +123,23 @@ def process_row(admin_engine: Engine, app_engine: Engine, row: Claimed) -> str:
             _finish(conn, row.id, "error", error=str(exc), event_type=normalized.event_type)
         return "error"
     except Exception as exc:  # a failure of this attempt (database, bug): retried with backoff, then error
-        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
-        final = row.attempts >= MAX_ATTEMPTS
-        delay = min(3600, 5 * 2 ** row.attempts)
-        log.warning("webhook %s attempt %d failed: %s", row.id, row.attempts, message)
-        with admin_session(admin_engine) as conn:
-            conn.execute(
-                text("UPDATE webhook_logs SET status = :s, error_message = :e, claimed_by = NULL, "
-                     "next_attempt_at = CASE WHEN :final THEN NULL ELSE now() + make_interval(secs => :d) END "
-                     "WHERE id = :id"),
-                {"s": "error" if final else "retry", "e": message, "final": final, "d": delay, "id": row.id},
-            )
-        return "error" if final else "retry"
+        return _retry_later(admin_engine, row, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+def _retry_later(admin_engine: Engine, row: Claimed, message: str) -> str:
+    """Record a failed attempt: retried with exponential backoff, an error after MAX_ATTEMPTS."""
+    message = message[:500]
+    final = row.attempts >= MAX_ATTEMPTS
+    delay = min(3600, 5 * 2 ** row.attempts)
+    log.warning("webhook %s attempt %d failed: %s", row.id, row.attempts, message)
+    with admin_session(admin_engine) as conn:
+        conn.execute(
+            text("UPDATE webhook_logs SET status = :s, error_message = :e, claimed_by = NULL, "
+                 "next_attempt_at = CASE WHEN :final THEN NULL ELSE now() + make_interval(secs => :d) END "
+                 "WHERE id = :id"),
+            {"s": "error" if final else "retry", "e": message, "final": final, "d": delay, "id": row.id},
+        )
+    return "error" if final else "retry"
 
 
 def drain(admin_engine: Engine, app_engine: Engine, *, batch: int = 50) -> dict[str, int]:

@@ -1,9 +1,8 @@
 """ManyChat (Instagram DM bot) webhooks, spec 3.5, with R-16/R-17 fixed.
 
 Two payload forms: ``{"subscriber": {...full subscriber...}, "event_type": ...}`` (preferred) or the
-subscriber object itself at the root. (The original's third form, a bare ``subscriber_id`` that made it
-call ManyChat's API inside the request, is accepted and recorded but needs the subscriber data: it is
-an error with a clear message until the API fetch exists.)
+subscriber object itself at the root. The original's third form, a bare ``subscriber_id``, is completed by
+the worker from ManyChat's API before this module reads it (``mcb.ingest.enrich``, R-26).
 
 Event inference when ``event_type`` is absent, from boolean custom fields (first hit wins):
 MCB_CLICKED_LINK → link_clicked, MCB_SENT_LINK → link_sent, MCB_LEAD_CONTACT → dm_qualified,
