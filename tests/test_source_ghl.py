@@ -440,10 +440,10 @@ def test_form_filled_creates_a_lead_with_its_milestone(head_url: str, engine: En
     assert len(rows) == 2
     lead, form = (next(e for e in rows if e["event_type"] == t) for t in ("contact_created", "form_submitted"))
     assert (lead["event_type"], lead["source"], lead["source_event_id"]) == (
-        "contact_created", "ghl", f"lead_{contact['id']}")
+        "contact_created", "ghl", f"ghl_{contact['ghl_id']}_contact_created")
     assert lead["event_timestamp"] == T
     assert lead["contact_id"] == contact["id"]
-    assert lead["event_data"] == {"created_by_event": "OpportunityCreate"}
+    assert lead["event_data"] == {"evidenced_by": "OpportunityCreate"}
     assert (form["event_type"], form["source"], form["source_event_id"]) == (
         "form_submitted", "ghl", f"ghl_{MARIA}_form_submitted")
     assert form["event_timestamp"] == T
@@ -503,6 +503,8 @@ def test_manychat_contact_is_linked_by_mc_id_and_null_never_unlinks(head_url: st
     assert [(e["event_type"], e["source"], e["source_event_id"]) for e in events(head_url)] == [
         ("contact_subscribed", "manychat", "mc_1234567890_contact_subscribed"),
         ("appointment_scheduled", "ghl", f"ghl_{MARIA}_appointment_scheduled"),
+        # GoHighLevel's deliveries evidence its lead event too (the contact's lead time is the earliest one).
+        ("contact_created", "ghl", f"ghl_{MARIA}_contact_created"),
         ("appointment_held", "ghl", f"ghl_{MARIA}_appointment_held"),
     ]
 
@@ -538,14 +540,14 @@ def test_skip_leaves_an_existing_contact_untouched(head_url: str, engine: Engine
 
 
 def test_contact_update_creates_a_lead_without_a_stage(head_url: str, engine: Engine) -> None:
-    result = deliver(engine, PPCU, fixture("contact_update"))
+    deliver(engine, PPCU, fixture("contact_update"))
     [contact] = contacts(head_url)
     assert contact["stage"] == "new_lead"
     assert contact["mc_id"] is None
     assert contact["source"] == "website"
     assert contact["tags"] == {"lead_type": "postpartum"}
     assert [(e["event_type"], e["source_event_id"]) for e in events(head_url)] == sorted(
-        [("contact_created", f"lead_{result.contact_id}"),
+        [("contact_created", f"ghl_{contact['ghl_id']}_contact_created"),
          ("contact_updated", parse(fixture("contact_update"), received_at=T).events[0].source_event_id)],
         key=lambda pair: pair[1])
 

@@ -270,7 +270,7 @@ def test_a_conversion_creates_a_lead_at_the_conversion_time(head_url: str, engin
     assert len(rows) == 2
     lead, form = (next(e for e in rows if e["event_type"] == t) for t in ("contact_created", "form_submitted"))
     assert (lead["source"], lead["source_event_id"], lead["event_timestamp"]) == (
-        "perspective", f"lead_{contact['id']}", converted)  # Perspective-born contacts are leads
+        "perspective", f"perspective_{SOFIA}_contact_created", converted)  # Perspective-born contacts are leads
     assert (form["source"], form["source_event_id"], form["event_timestamp"]) == (
         "perspective", f"perspective_{CALENDLY_ID}_{SOFIA}", converted)
     assert form["event_data"] == {"funnel_name": "LVNG_BOF_Calendly", "funnel": "LVNG_BOF_Calendly",
@@ -305,8 +305,8 @@ def test_a_second_funnel_is_a_second_submission_and_its_tags_are_newer(head_url:
     assert contact["tags"] == JANE_TAGS  # the later conversion's funnel tags
     assert contact["ad_id"] == "120211111111110001"
     assert [(e["event_type"], e["source_event_id"]) for e in events(head_url)] == [
-        ("contact_created", f"lead_{contact['id']}"),
         ("form_submitted", f"perspective_{CALENDLY_ID}_{SOFIA}"),
+        ("contact_created", f"perspective_{SOFIA}_contact_created"),
         ("form_submitted", f"perspective_{JANE_ID}_{SOFIA}"),
     ]
 
@@ -319,14 +319,16 @@ def test_an_existing_manychat_contact_is_found_by_email(head_url: str, engine: E
     with tenant_session(engine, PPCU) as conn:
         mc = apply_event(conn, PPCU, manychat.parse(subscriber, received_at=T), received_at=T)
     result = deliver(engine, PPCU, fixture("calendly"))
-    assert (result.contact_id, result.created, result.events_created) == (mc.contact_id, False, 1)
+    # The form and Perspective's lead evidence (the contact's lead time stays ManyChat's, the earliest).
+    assert (result.contact_id, result.created, result.events_created) == (mc.contact_id, False, 2)
     [contact] = contacts(head_url)
     assert contact["source"] == "instagram"
     assert contact["mc_id"] == "555000111"
     assert contact["stage"] == "form_submitted"
     assert contact["phone"] == "+17865550177"
     assert contact["ad_id"] == "120211111111110000"  # ManyChat's first touch is earlier
-    assert [e["event_type"] for e in events(head_url)] == ["contact_subscribed", "dm_qualified", "form_submitted"]
+    assert [e["event_type"] for e in events(head_url)] == ["contact_subscribed", "dm_qualified", "form_submitted",
+                                                           "contact_created"]
 
 
 def test_a_ghl_booking_email_is_matched_and_the_stage_stays_ahead(head_url: str, engine: Engine) -> None:

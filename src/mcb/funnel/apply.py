@@ -239,6 +239,31 @@ def _snapshot(contact: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in snap.items() if v not in (None, {})}
 
 
+# The lead event a source's deliveries evidence, keyed by the person's id on that platform, so that every
+# delivery of the source names the same event (the earliest evidence keeps it) whatever came first.
+LEAD_KEYS: dict[str, tuple[str, str]] = {
+    "manychat": ("mc_id", "mc_{}_contact_subscribed"),
+    "ghl": ("ghl_id", "ghl_{}_contact_created"),
+    "perspective": ("email_primary", "perspective_{}_contact_created"),
+}
+
+
+def _lead_event(n: Normalized, contact: dict[str, Any], at: datetime, created: bool) -> FunnelEvent | None:
+    """Every contact has a lead event (R-28). A delivery from a source that creates contacts evidences its
+    lead event; the contact's lead time is its earliest lead event (analytics count that one)."""
+    if not n.may_create_contact or any(e.event_type in LEAD_EVENTS for e in n.events):
+        return None
+    spec = LEAD_KEYS.get(n.source)
+    value = getattr(n.contact, spec[0]) if spec else None
+    if spec is not None and value:
+        key = spec[1].format(value)
+    elif created:
+        key = f"lead_{contact['id']}"
+    else:
+        return None
+    return FunnelEvent(n.lead_event_type, key, at, stage="new_lead", data={"evidenced_by": n.event_type})
+
+
 def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], source: str,
                    events: list[tuple[str, FunnelEvent]]) -> int:
     """Append the events; returns how many are new. An event whose key exists keeps the earliest
@@ -254,6 +279,8 @@ def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], s
                 "ON CONFLICT (tenant_id, source, source_event_id) DO UPDATE SET "
                 "event_timestamp = EXCLUDED.event_timestamp, event_data = EXCLUDED.event_data, tags = EXCLUDED.tags "
                 "WHERE EXCLUDED.event_timestamp < funnel_events.event_timestamp "
+                "OR (EXCLUDED.event_timestamp = funnel_events.event_timestamp "
+                "AND EXCLUDED.event_data::text < funnel_events.event_data::text) "
                 "RETURNING (xmax = 0)"
             ),
             {
@@ -292,9 +319,9 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
         created = True
 
     events: list[tuple[str, FunnelEvent]] = []
-    if created and not any(e.event_type in LEAD_EVENTS for e in n.events):
-        events.append((n.source, FunnelEvent(n.lead_event_type, f"lead_{contact['id']}", at,
-                                              stage="new_lead", data={"created_by_event": n.event_type})))
+    lead = _lead_event(n, contact, at, created)
+    if lead is not None:
+        events.append((n.source, lead))
     events += [(n.source, e) for e in n.events]
     contact = _update_contact(conn, contact, _merge(contact, facts, at, [e.stage for _, e in events]))
 
