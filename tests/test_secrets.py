@@ -24,7 +24,7 @@ from mcb.tenancy.secrets import (
     write_key_file,
 )
 
-SECRET = "sk_live_51HxYzQ2eZvKYlo2C0aBcDeFgHiJkLmNoP"
+SECRET = "sk_test_51HxYzQ2eZvKYlo2C0aBcDeFgHiJkLmNoP"
 
 
 @pytest.fixture(autouse=True)
@@ -256,6 +256,6 @@ def test_mask_of_short_values_hides_everything(value: str) -> None:
 
 def test_mask_of_long_values_shows_four_characters_and_the_length() -> None:
     assert mask("sixteen-chars-ok") == "sixt…(16 chars)"
-    assert mask(SECRET) == f"sk_l…({len(SECRET)} chars)"
-    assert mask(f"  {SECRET}\n") == f"sk_l…({len(SECRET)} chars)"
+    assert mask(SECRET) == f"sk_t…({len(SECRET)} chars)"
+    assert mask(f"  {SECRET}\n") == f"sk_t…({len(SECRET)} chars)"
     assert SECRET[4:12] not in mask(SECRET)

@@ -437,7 +437,7 @@ def test_integrations_bad_input_is_refused_and_writes_nothing(
     provider, key, stripe_token, both, missing_file, not_pair, again, nothing = mcb_all(
         env,
         ("integrations", "set", "ppcu", "paypal", "api_key=pp_live_1234567890abcdef"),
-        ("integrations", "set", "ppcu", "stripe", "api_key=sk_live_1234567890abcdef"),
+        ("integrations", "set", "ppcu", "stripe", "api_key=sk_test_1234567890abcdef"),
         ("integrations", "set", "ppcu", "stripe", "--generate-token"),
         ("integrations", "set", "ppcu", "manychat", "webhook_secret=abcdefghijklmnopqrstu", "--generate-token"),
         ("integrations", "set", "ppcu", "ghl", f"webhook_secret=@{tmp_path / 'missing.pem'}"),
@@ -457,7 +457,7 @@ def test_integrations_bad_input_is_refused_and_writes_nothing(
     refused(not_pair, "KEY=VALUE")
     refused(again, "ppcu has no ghl integration")
     refused(nothing, "Nothing to store")
-    assert_absent(["pp_live_1234567890abcdef", "sk_live_1234567890abcdef", "abcdefghijklmnopqrstu", stripe_key],
+    assert_absent(["pp_live_1234567890abcdef", "sk_test_1234567890abcdef", "abcdefghijklmnopqrstu", stripe_key],
                   provider, key, both)
     assert integration_rows(head_url) == before
 

@@ -66,15 +66,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from dateutil import parser as dateparser
 
 from mcb.funnel.events import ContactFacts, FunnelEvent, Normalized, PayloadError
 from mcb.funnel.identity import clean_text, normalize_email, normalize_phone
-from mcb.ingest.sources.common import content_key, first_object, known_keys_missing
+from mcb.ingest.sources.common import content_key, first_object, known_keys_missing, parse_time
 
 SOURCE: Final = "ghl"
 
@@ -191,27 +188,8 @@ def classify(explicit: str | None, ghl_stage: str | None, custom_stage: str | No
 
 
 def _time(value: Any, zone: str | None) -> datetime | None:
-    """A GHL date (ISO text or epoch seconds/milliseconds) in UTC; naive times are in ``zone``, else UTC."""
-    if value is None or isinstance(value, bool) or value in ("", 0):
-        return None
-    try:
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(float(value) / (1000 if value > 1e11 else 1), UTC)
-        text = _text(value)
-        if text is None:
-            return None
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            parsed = dateparser.parse(text)
-    except (ValueError, OverflowError):
-        return None
-    if parsed.tzinfo is None:
-        try:
-            parsed = parsed.replace(tzinfo=ZoneInfo(zone) if zone else UTC)
-        except (ZoneInfoNotFoundError, ValueError):
-            parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    """A GHL date in UTC; naive times are in the calendar's ``zone``, else UTC."""
+    return parse_time(value, zone)
 
 
 def _tags(custom: dict[str, Any]) -> tuple[dict[str, Any], bool]:

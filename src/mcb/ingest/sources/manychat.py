@@ -14,14 +14,12 @@ sends (DATE_* custom fields, R-17). The answers are kept under semantic names (R
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
-
-from dateutil import parser as dateparser
 
 from mcb.funnel.events import ContactFacts, FunnelEvent, Normalized, PayloadError
 from mcb.funnel.identity import clean_text, normalize_email, normalize_phone
-from mcb.ingest.sources.common import content_key, first_object, known_keys_missing
+from mcb.ingest.sources.common import content_key, first_object, known_keys_missing, parse_time
 
 SOURCE: Final = "manychat"
 
@@ -83,17 +81,7 @@ def _pick(custom: dict[str, Any], names: tuple[str, ...]) -> Any:
 
 
 def _time(value: Any) -> datetime | None:
-    """A ManyChat time (ISO text or epoch seconds/milliseconds) in UTC; naive text is read as UTC, never as
-    the machine's local time, so the result does not depend on where MCB runs."""
-    if value in (None, "", 0):
-        return None
-    try:
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(float(value) / (1000 if value > 1e11 else 1), UTC)
-        parsed = dateparser.parse(str(value))
-    except (ValueError, OverflowError):
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_time(value)
 
 
 def parse(payload: Any, *, received_at: datetime) -> Normalized:

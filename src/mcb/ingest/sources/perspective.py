@@ -27,14 +27,12 @@ Rules:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
-
-from dateutil import parser as dateparser
 
 from mcb.funnel.events import ContactFacts, FunnelEvent, Normalized, PayloadError
 from mcb.funnel.identity import clean_text, normalize_email, normalize_phone
-from mcb.ingest.sources.common import first_object, known_keys_missing
+from mcb.ingest.sources.common import first_object, known_keys_missing, parse_time
 
 SOURCE: Final = "perspective"
 ACCEPTED_EVENTS = ("conversion",)  # a funnel form submission; deprecated funnels are "deprecated_funnel" skips
@@ -67,22 +65,7 @@ def _profile(profile: dict[str, Any], name: str) -> Any:
 
 
 def _time(value: Any) -> datetime | None:
-    """ISO text or epoch seconds/milliseconds, in UTC; a time without an offset is UTC."""
-    if value is None or isinstance(value, bool) or value in ("", 0):
-        return None
-    try:
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(float(value) / (1000 if value > 1e11 else 1), UTC)
-        text = _text(value)
-        if text is None:
-            return None
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            parsed = dateparser.parse(text)
-    except (ValueError, OverflowError):
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    return parse_time(value)
 
 
 def canonical_funnel(name: str) -> str:
