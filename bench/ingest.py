@@ -403,6 +403,7 @@ class Phase:
     lag: Lag = field(default_factory=Lag)
     cpu: Cpu = field(default_factory=Cpu)
     truncated: bool = False
+    acks_per_second: list[int] = field(default_factory=list)  # acknowledgements in each second of the phase
 
 
 @dataclass
@@ -668,6 +669,7 @@ class Recorder:
         self.ids: list[int] = []
         self.statuses: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.done_at: list[float] = []
         self.last_done = 0.0
 
     async def send(self, client: Client, delivery: Delivery, keys: Secrets, started: float) -> None:
@@ -682,6 +684,7 @@ class Recorder:
         self.statuses[str(status)] += 1
         if status == 200:
             self.latencies.append(finished - started)
+            self.done_at.append(finished)
             with suppress(ValueError, KeyError, TypeError):
                 self.ids.append(int(json.loads(payload)["id"]))
 
@@ -816,6 +819,10 @@ def summarize(phase: Phase, rec: Recorder) -> None:
     phase.errors = dict(rec.errors)
     phase.acked_per_s = round(phase.acked / phase.seconds, 1) if phase.seconds else 0.0
     phase.ack = Latency.of(rec.latencies)
+    if rec.done_at:
+        first = min(rec.done_at) - min(rec.latencies)
+        buckets = Counter(int(t - first) for t in rec.done_at)
+        phase.acks_per_second = [buckets.get(i, 0) for i in range(max(buckets) + 1)]
 
 
 async def drain(port: int, phase: Phase, running: Running, timeout: float,
@@ -1043,6 +1050,8 @@ def show(report: Report, console: Console) -> None:
         ("HTTP statuses", both(lambda p: ", ".join(f"{k}: {v:,}" for k, v in sorted(p.statuses.items())) or "-")),
         ("client errors", both(lambda p: ", ".join(f"{k}: {v:,}" for k, v in sorted(p.errors.items())) or "none")),
         ("acked req/s", both(lambda p: f"{p.acked_per_s:,.0f}")),
+        ("acks in a second: min / max", both(lambda p: f"{min(p.acks_per_second[:-1] or [0]):,} / "
+                                                      f"{max(p.acks_per_second or [0]):,}")),
         ("ack p50 / p90 / p99 / max ms", both(lambda p: f"{p.ack.p50_ms:.1f} / {p.ack.p90_ms:.1f} / {p.ack.p99_ms:.1f} / {p.ack.max_ms:.0f}")),
         ("send lag p99 / max ms", both(lambda p: f"{p.send_lag.p99_ms:.1f} / {p.send_lag.max_ms:.0f}" if p.send_lag else "-")),
         ("end-to-end p50 / p99 / max s", both(lambda p: f"{p.e2e.p50_ms / 1000:.2f} / {p.e2e.p99_ms / 1000:.2f} / {p.e2e.max_ms / 1000:.2f}"

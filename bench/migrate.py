@@ -60,6 +60,7 @@ from rich.table import Table  # noqa: E402
 FULL = {"contacts": 1_000_000, "payments": 1_000_000, "webhook_logs": 3_000_000, "ads": 10_000}
 INSIGHTS_PER_AD = 30
 WRITE_INTERVAL_S = 0.010
+WRITER_APP = "bench-writer"
 GOAL_STALL_MS = 100.0
 GOAL_RATIO = 8.0
 GOAL_ROWS_PER_S = 50_000.0
@@ -82,6 +83,7 @@ class WriterStats:
     seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
     worst: list[dict[str, Any]] = field(default_factory=list)
+    waits: dict[str, Any] = field(default_factory=dict)
 
 
 CONTACT_SQL = (
@@ -119,7 +121,7 @@ def writer_main(url: str, tag: str, stop: Any, ready: Any, out: Any) -> None:
         t0 = time.monotonic()
         try:
             if conn is None or conn.closed:
-                conn = psycopg.connect(url, autocommit=True)
+                conn = psycopg.connect(url, autocommit=True, application_name=WRITER_APP)
             cur = conn.execute(sql, params)
             result = cur.fetchone() if cur.description else True
         except Exception as exc:  # any failure of a write counts
@@ -200,6 +202,70 @@ def attribute(stats: WriterStats, timeline: list[Interval]) -> None:
         w["during"] = best
 
 
+MONITOR_SQL = """
+SELECT w.query_start, w.wait_event_type, w.wait_event, left(w.query, 40),
+       (SELECT string_agg(left(regexp_replace(b.query, '\\s+', ' ', 'g'), 120), ' | ')
+          FROM pg_stat_activity b WHERE b.pid = ANY (pg_blocking_pids(w.pid)))
+FROM pg_stat_activity w
+WHERE w.application_name = %s AND w.state = 'active' AND w.query_start < now() - interval '20 milliseconds'
+"""
+
+
+class WaitMonitor:
+    """Polls pg_stat_activity every 10 ms for the writer's slow statements: what each one waited on.
+
+    A write that waits on a lock names the statement blocking it; a slow write that never waits on a
+    lock was slowed by the machine (CPU, WAL flushes, I/O), not by the migration's locks.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.episodes: dict[Any, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, application_name="bench-monitor")
+        except psycopg.Error:
+            return
+        with conn:
+            while not self._stop.wait(0.01):
+                try:
+                    rows = conn.execute(MONITOR_SQL, (WRITER_APP,)).fetchall()
+                except psycopg.Error:
+                    continue
+                now = datetime.now(UTC)
+                for started, wtype, wevent, query, blockers in rows:
+                    ep = self.episodes.setdefault(started, {"query": query, "waits": Counter(), "blockers": set(),
+                                                            "lock_ms": 0.0, "seen_ms": 0.0, "_last_lock": None})
+                    ep["seen_ms"] = (now - started).total_seconds() * 1000
+                    ep["waits"][f"{wtype}:{wevent}" if wtype else "CPU (no wait event)"] += 1
+                    if wtype == "Lock":
+                        ep["lock_ms"] = ep["seen_ms"]
+                        if blockers:
+                            ep["blockers"].add(blockers)
+
+    def summary(self) -> dict[str, Any]:
+        eps = sorted(self.episodes.values(), key=lambda e: -e["seen_ms"])
+        lock = [e for e in eps if e["lock_ms"] > 0]
+        return {
+            "slow_writes_seen": len(eps),
+            "lock_waits": len(lock),
+            "max_lock_wait_ms": max((e["lock_ms"] for e in lock), default=0.0),
+            "worst": [{"ms": round(e["seen_ms"], 1), "query": e["query"], "waits": dict(e["waits"].most_common(3)),
+                       "blocked_by": sorted(e["blockers"])[:3]} for e in eps[:8]],
+        }
+
+
 @contextmanager
 def live_writer(url: str, tag: str, console: Console) -> Iterator[WriterStats]:
     """Run the writer process around the body; the yielded stats are filled in when the body ends."""
@@ -211,8 +277,10 @@ def live_writer(url: str, tag: str, console: Console) -> Iterator[WriterStats]:
         proc.kill()
         raise RuntimeError("the writer process did not start writing within 60 s")
     stats = WriterStats()
+    monitor = WaitMonitor(url)
     try:
-        yield stats
+        with monitor:
+            yield stats
     finally:
         stop.set()
         try:
@@ -227,6 +295,7 @@ def live_writer(url: str, tag: str, console: Console) -> Iterator[WriterStats]:
         else:
             for k, v in got.items():
                 setattr(stats, k, v)
+        stats.waits = monitor.summary()
 
 
 @contextmanager
@@ -496,6 +565,8 @@ def run_mcb(server: Server, template: str, console: Console, *, verbose: bool, b
             "funnel_events": events,
             "writer": asdict(writer),
             "load": load,
+            "timeline": [{"label": iv.label, "start": round(iv.start - t0, 3), "end": round(iv.end - t0, 3)}
+                         for iv in reporter.timeline],
             "log": log,
         })
     finally:
@@ -777,6 +848,17 @@ def print_report(results: dict[str, Any], console: Console) -> None:
             load = run.get("load", {})
             t.add_row(label, f"{run['total_seconds']:.1f}", *cells, f"{load.get('mean', 0):.1f} / {load.get('max', 0):.1f}")
     console.print(t)
+    for label, run in (("A", a), ("B autocommit", b), ("B one transaction", btx)):
+        waits = run["writer"].get("waits") if run else None
+        if waits:
+            worst = waits["worst"][0] if waits["worst"] else None
+            line = (f"{label}: writes seen running > 20 ms: {waits['slow_writes_seen']}, of which waited on a lock: "
+                    f"{waits['lock_waits']} (longest lock wait ≈ {waits['max_lock_wait_ms']:.0f} ms)")
+            if worst:
+                line += f"; slowest seen ≈ {worst['ms']:.0f} ms waiting on {', '.join(worst['waits'])}"
+                if worst["blocked_by"]:
+                    line += f", blocked by: {worst['blocked_by'][0][:100]}"
+            console.print(line, highlight=False)
     for label, run in (("B autocommit", b), ("B one transaction", btx)):
         if run:
             console.print(f"{label}: {run['outcome']}; rows without tenant afterwards: {run['rows_without_tenant_after']}")
@@ -874,9 +956,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout (progress goes to stderr)")
     p.add_argument("--output", type=Path, help="also write the JSON results to this file")
     p.add_argument("--no-backup", action="store_true", help="skip timing the backup in run A")
-    p.add_argument("--no-original", action="store_true", help="skip run B (the original's SQL)")
-    p.add_argument("--no-transaction", action="store_true", help="skip run B as one transaction")
-    p.add_argument("--no-scaling", action="store_true", help="skip the backfill-by-size runs")
+    p.add_argument("--runs", default="a,b,btx,scaling",
+                   help="which runs, comma-separated: a (MCB upgrade), b (original SQL, autocommit), "
+                        "btx (original SQL, one transaction), scaling (backfills alone by size); default all")
     p.add_argument("--quiet", action="store_true", help="do not print every migration step of run A")
     return p.parse_args(argv)
 
@@ -893,6 +975,11 @@ def snapshot_sources() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    runs = {r.strip() for r in args.runs.split(",") if r.strip()}
+    unknown = runs - {"a", "b", "btx", "scaling"}
+    if unknown:
+        print(f"unknown run(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     stream = sys.stderr if args.json else sys.stdout
     console = Console(stderr=args.json, width=None if stream.isatty() else 150)
     sizes = {k: max(int(v * args.scale), 10 if k == "ads" else 100) for k, v in FULL.items()}
@@ -922,12 +1009,13 @@ def main(argv: list[str] | None = None) -> int:
         save()
         console.print(f"Template filled in {results['fill']['seconds']:.1f}s "
                       f"(+ VACUUM ANALYZE {results['fill']['vacuum_analyze_seconds']:.1f}s), {results['fill']['size']}")
-        phase("run_a", lambda: run_mcb(server, template, console, verbose=not args.quiet, backup=not args.no_backup))
-        if not args.no_original:
+        if "a" in runs:
+            phase("run_a", lambda: run_mcb(server, template, console, verbose=not args.quiet, backup=not args.no_backup))
+        if "b" in runs:
             phase("run_b", lambda: run_original(server, template, console, one_transaction=False))
-            if not args.no_transaction:
-                phase("run_b_tx", lambda: run_original(server, template, console, one_transaction=True))
-        if not args.no_scaling:
+        if "btx" in runs:
+            phase("run_b_tx", lambda: run_original(server, template, console, one_transaction=True))
+        if "scaling" in runs:
             console.rule("Backfill revisions alone, by size")
             phase("scaling", lambda: run_scaling(server, template, sizes, console))
         results["goals"] = evaluate(results)

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.legacy_data import fill_legacy
+from tests.revisions import FORWARD, HEAD
 
 MCB = [sys.executable, "-c", "from mcb.cli import main; main()"]
 
@@ -33,18 +34,18 @@ def _one_sentence(stderr: str) -> str:
 def test_upgrade_empty_database_then_rerun_is_a_noop(empty_url: str, cli_env: dict[str, str]) -> None:
     first = mcb(cli_env, "db", "upgrade", url=empty_url)
     assert first.returncode == 0, first.stderr
-    assert "Upgraded to 0011 (11 revision(s))" in first.stdout
+    assert f"Upgraded to {HEAD} ({len(FORWARD) + 1} revision(s))" in first.stdout
     assert "tenant_scoped_keys" in first.stdout and "FAIL" not in first.stdout
     second = mcb(cli_env, "db", "upgrade", url=empty_url)
     assert second.returncode == 0
-    assert "Already at head (0011); nothing to do." in second.stdout
+    assert f"Already at head ({HEAD}); nothing to do." in second.stdout
 
 
 def test_verify_and_status_as_json(head_url: str, cli_env: dict[str, str]) -> None:
     verify = mcb(cli_env, "db", "verify", "--json", url=head_url)
     assert verify.returncode == 0, verify.stderr
     report = json.loads(verify.stdout)
-    assert report["passed"] is True and report["revision"] == "0011"
+    assert report["passed"] is True and report["revision"] == HEAD
     assert {c["name"] for c in report["checks"]} == {
         "revision", "seeded_tenants", "tenant_id_columns", "no_global_unique_keys", "tenant_scoped_keys",
         "foreign_keys_valid", "backfills_complete", "legacy_writes", "write_path", "row_level_security",
@@ -54,7 +55,7 @@ def test_verify_and_status_as_json(head_url: str, cli_env: dict[str, str]) -> No
     status = mcb(cli_env, "db", "status", "--json", url=head_url)
     assert status.returncode == 0, status.stderr
     st = json.loads(status.stdout)
-    assert (st["kind"], st["revision"], st["head"], st["pending"]) == ("versioned", "0011", "0011", [])
+    assert (st["kind"], st["revision"], st["head"], st["pending"]) == ("versioned", HEAD, HEAD, [])
 
 
 def test_verify_fails_when_a_check_fails(head_url: str, cli_env: dict[str, str]) -> None:

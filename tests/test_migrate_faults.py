@@ -19,6 +19,7 @@ from mcb.db.engine import make_engine
 from mcb.migrate import runner
 from mcb.migrate.verify import run_checks
 from tests.legacy_data import fill_legacy, fingerprint, legacy_columns
+from tests.revisions import HEAD
 
 PPCU = "2cb58664-a84a-4d74-844a-4ccd49fcef5a"
 MCB = [sys.executable, "-c", "from mcb.cli import main; main()"]
@@ -71,7 +72,7 @@ def test_kill_9_at_any_point_then_rerun_finishes_with_data_unchanged(
         proc.wait()
         states.append(_revision_and_log(legacy_url))
 
-    interrupted = {s[0] for s in states if s[0] != "0011"}
+    interrupted = {s[0] for s in states if s[0] != HEAD}
     assert len(interrupted) >= 2, f"kills never landed mid-migration: {states}"
 
     final = subprocess.run([*MCB, "db", "upgrade"], env={**env, "DATABASE_URL": legacy_url},

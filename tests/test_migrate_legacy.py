@@ -22,6 +22,7 @@ from tests.legacy_data import (
     fingerprint,
     legacy_columns,
 )
+from tests.revisions import FORWARD, HEAD
 
 PPCU = "2cb58664-a84a-4d74-844a-4ccd49fcef5a"
 CENTNER = "4b8c38aa-969f-4fb6-846e-f59436bda9d4"
@@ -49,7 +50,7 @@ def test_upgrade_keeps_every_legacy_value_and_downgrade_restores_them(legacy_url
     result = _upgrade(legacy_url, settings)
 
     assert result.adopted
-    assert [p.revision for p in result.plan] == ["0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
+    assert [p.revision for p in result.plan] == FORWARD
     assert result.applied == [p.revision for p in result.plan]
     assert result.backup_path is not None and result.backup_path.stat().st_size > 0
     assert result.verification is not None and result.verification.passed, result.verification.checks
@@ -65,7 +66,7 @@ def test_upgrade_keeps_every_legacy_value_and_downgrade_restores_them(legacy_url
     engine = make_engine(legacy_url)
     try:
         down = runner.downgrade_single_tenant(engine, legacy_url, settings=settings)
-        assert down.reverted == ["0011", "0010", "0009", "0008", "0007", "0006", "0005", "0004", "0003", "0002"]
+        assert down.reverted == FORWARD[::-1]
         assert runner.current_revision(engine) == "0001"
         with engine.connect() as conn:
             assert inspect_shape(conn).kind == "versioned"
@@ -80,7 +81,7 @@ def test_upgrade_keeps_every_legacy_value_and_downgrade_restores_them(legacy_url
 
     # And up again from there.
     again = _upgrade(legacy_url, settings)
-    assert again.applied[-1] == "0011" and again.verification.passed
+    assert again.applied[-1] == HEAD and again.verification.passed
     assert fingerprint(legacy_url, columns) == before
 
 
@@ -168,7 +169,7 @@ def test_downgrade_refuses_when_another_tenant_owns_rows(legacy_url: str, settin
             runner.downgrade_single_tenant(engine, legacy_url, settings=settings)
         assert "contacts holds 1 row(s) of tenant centner" in str(refused.value)
         assert "contacts.(mc_id)" in str(refused.value)  # the same mc_id twice would collide
-        assert runner.current_revision(engine) == "0011"
+        assert runner.current_revision(engine) == HEAD
     finally:
         engine.dispose()
     assert fingerprint(legacy_url, columns) == before
@@ -248,8 +249,8 @@ def test_migration_log_records_each_step(legacy_url: str, settings: Settings) ->
     log = _fetch(legacy_url, "SELECT action, revision, status FROM mcb_migration_log ORDER BY id")
     assert log[0] == ("backup", "0001", "done")
     assert log[1] == ("adopt", "0001", "done")
-    assert [r[1] for r in log if r[0] == "upgrade"] == ["0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
-    assert log[-1] == ("verify", "0011", "passed")
+    assert [r[1] for r in log if r[0] == "upgrade"] == FORWARD
+    assert log[-1] == ("verify", HEAD, "passed")
     steps = _fetch(legacy_url, "SELECT detail->'steps' FROM mcb_migration_log WHERE revision = '0004' "
                                "AND action = 'upgrade'")[0][0]
     assert "contacts: build index contacts_tenant_id_mc_id_key" in steps
