@@ -23,6 +23,7 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import text
 
 from mcb.db.engine import make_engine
 from mcb.db.session import admin_session, app_session
@@ -753,6 +754,15 @@ def test_authenticate_and_can_access(head_url: str) -> None:
             assert again is not None and again.tenant_id == PPCU
         used = rows(head_url, "SELECT name FROM api_tokens WHERE last_used_at IS NOT NULL ORDER BY name")
         assert used == [("admin",), ("ppcu api",)]
+
+        # a deactivated tenant's tokens stop working until it is reactivated; admin tokens are unaffected
+        for active, expected in ((False, None), (True, "ppcu")):
+            with admin_session(engine) as conn:
+                conn.execute(text("UPDATE tenants SET is_active = :a WHERE id = :t"), {"a": active, "t": PPCU})
+            with app_session(engine) as conn:
+                found = tok.authenticate(conn, ppcu_token)
+                assert (found.tenant_slug if found else None) == expected
+                assert tok.authenticate(conn, admin_token) is not None
 
         assert tok.can_access(tenant, PPCU)
         assert not tok.can_access(tenant, CENTNER) and not tok.can_access(tenant, COLUMNLINE)

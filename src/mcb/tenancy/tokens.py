@@ -95,11 +95,15 @@ def revoke_token(conn: Connection, ref: str) -> ApiToken:
 
 
 def authenticate(conn: Connection, token: str) -> ApiToken | None:
-    """The active token with this value, or None (never says which part was wrong)."""
+    """The active token with this value, or None (never says which part was wrong).
+
+    A tenant token stops working while its tenant is deactivated (and works again when it is reactivated).
+    """
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = conn.execute(
-        text(f"{_SELECT} WHERE k.token_hash = :h AND k.revoked_at IS NULL"), {"h": hash_token(token)}
+        text(f"{_SELECT} WHERE k.token_hash = :h AND k.revoked_at IS NULL AND (k.tenant_id IS NULL OR t.is_active)"),
+        {"h": hash_token(token)},
     ).first()
     if row is None:
         return None
