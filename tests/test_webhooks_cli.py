@@ -94,3 +94,49 @@ def test_link_orphans_attaches_payments_to_contacts_that_appeared(head_url: str,
     assert events == [("purchase_completed", "stripe_purchase_evt_orphan_1", "2025-11-20 12:00:00+00")]
     again = mcb(cli_env, head_url, "payments", "link-orphans", "--tenant", "ppcu")
     assert "No orphan payment could be linked; 0 remain without a contact." in again.stdout
+
+
+def test_tail_shows_recent_rows_then_new_ones_and_their_outcome(head_url: str, cli_env: dict[str, str]) -> None:
+    import queue
+    import signal
+    import threading
+
+    old = [store(head_url, "ghl", {"type": "ContactCreate", "n": i}) for i in range(3)]
+    proc = subprocess.Popen([*MCB, "webhooks", "tail", "--tenant", "ppcu", "--interval", "0.1", "--last", "2"],
+                            env={**cli_env, "DATABASE_URL": head_url}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
+
+    def next_line() -> str:
+        try:
+            return lines.get(timeout=60)
+        except queue.Empty:
+            proc.kill()
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"tail printed nothing more; stderr: {err}") from None
+
+    try:
+        first = [next_line(), next_line()]  # --last 2: the two newest, oldest first
+        assert [f" #{old[1]} " in first[0], f" #{old[2]} " in first[1]] == [True, True], first
+        assert all(" ghl " in line and " received " in line for line in first), first
+
+        new = store(head_url, "stripe", {"type": "charge.refunded"})
+        arrived = next_line()
+        assert f" #{new} " in arrived and " stripe " in arrived and " received " in arrived, arrived
+
+        with psycopg.connect(head_url, autocommit=True) as conn:  # the worker's verdicts, as they land
+            conn.execute("UPDATE webhook_logs SET status = 'processed', status_detail = 'refund recorded' "
+                         "WHERE id = %s", (new,))
+            conn.execute("UPDATE webhook_logs SET status = 'error', error_message = 'no such contact' "
+                         "WHERE id = %s", (old[2],))
+        outcomes = sorted([next_line(), next_line()])
+        assert any(f" #{new} " in o and " processed " in o and o.rstrip().endswith("refund recorded")
+                   for o in outcomes), outcomes
+        assert any(f" #{old[2]} " in o and " error " in o and o.rstrip().endswith("no such contact")
+                   for o in outcomes), outcomes
+        assert not any(f" #{old[0]} " in o for o in outcomes)  # older than --last, never shown
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in (proc.stderr.read() if proc.stderr else "")

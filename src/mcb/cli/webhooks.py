@@ -105,6 +105,13 @@ def stats(
         out.print(table if rows else f"{title}: none.")
 
 
+TAIL_SELECT = (
+    "SELECT id, created_at, source, coalesce(event_type, ''), status, "
+    "coalesce(status_detail, error_message, '') FROM webhook_logs"
+)
+WAITING = ("received", "processing", "retry")
+
+
 @app.command()
 def tail(
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug.")],
@@ -116,22 +123,27 @@ def tail(
     app_engine = runtime_engine(settings)
     with admin() as conn:
         t = ten.get_tenant(conn, tenant)
-    seen: dict[int, str] = {}
-    since_id = 0
+    seen: dict[int, str] = {}  # row id → the status last printed for it
+    pending: set[int] = set()  # rows printed while still waiting to be processed: their next status is shown
+    since_id: int | None = None
     try:
         while True:
             with tenant_session(app_engine, t.id) as conn:
-                rows = conn.execute(text(
-                    "SELECT id, created_at, source, coalesce(event_type, ''), status, "
-                    "coalesce(status_detail, error_message, '') FROM webhook_logs "
-                    "WHERE inbox AND (id > :since OR status IN ('received', 'processing', 'retry')) "
-                    "ORDER BY id DESC LIMIT :n"), {"since": since_id, "n": max(last, 200)}).all()
+                if since_id is None:  # the first poll: the last few rows, and where "new" starts
+                    rows = conn.execute(text(f"{TAIL_SELECT} WHERE inbox ORDER BY id DESC LIMIT :n"),
+                                        {"n": max(last, 0)}).all()
+                    since_id = int(conn.execute(text("SELECT coalesce(max(id), 0) FROM webhook_logs")).scalar_one())
+                else:
+                    rows = conn.execute(text(f"{TAIL_SELECT} WHERE inbox AND (id > :since OR id = ANY(:pending)) "
+                                             "ORDER BY id DESC LIMIT 1000"),
+                                        {"since": since_id, "pending": sorted(pending)}).all()
             for row in reversed(rows):
                 if seen.get(row[0]) != row[4]:
                     seen[row[0]] = row[4]
                     out.print(f"{row[1]:%H:%M:%S} #{row[0]} {row[2]:<11} {row[3]:<28} {row[4]:<10} {row[5]}",
                               markup=False, highlight=False)
-            since_id = max([since_id, *(r[0] for r in rows)])
+                (pending.add if row[4] in WAITING else pending.discard)(row[0])
+            since_id = max([since_id or 0, *(r[0] for r in rows)])
             time.sleep(interval)
     except KeyboardInterrupt:
         return
