@@ -48,12 +48,12 @@ class FakeAccount:
     def insight_rows(self, since: date, until: date) -> list[dict[str, Any]]:
         by_id = {a["id"]: a for a in self.ads}
         rows = []
-        for (ad_id, day), values in sorted(self.insights.items()):
-            if since <= day <= until:
-                ad = by_id.get(ad_id, {})
-                rows.append({"ad_id": ad_id, "ad_name": ad.get("name"), "adset_id": ad.get("adset_id"),
-                             "campaign_id": ad.get("campaign_id"), "date_start": day.isoformat(),
-                             "date_stop": day.isoformat(), **values})
+        in_window = sorted((key, values) for key, values in self.insights.items() if since <= key[1] <= until)
+        for (ad_id, day), values in in_window:
+            ad = by_id.get(ad_id, {})
+            rows.append({"ad_id": ad_id, "ad_name": ad.get("name"), "adset_id": ad.get("adset_id"),
+                         "campaign_id": ad.get("campaign_id"), "date_start": day.isoformat(),
+                         "date_stop": day.isoformat(), **values})
         return rows
 
 
@@ -82,7 +82,7 @@ def _top_fields(fields: str) -> set[str]:
 
 
 class FakeGraph:
-    def __init__(self, *, job_polls: int = 2) -> None:
+    def __init__(self, *, job_polls: int = 2, port: int | None = None) -> None:
         self.accounts: dict[str, FakeAccount] = {}
         self.requests: list[dict[str, Any]] = []
         self.fail_next: list[tuple[int, dict[str, Any]]] = []
@@ -113,9 +113,11 @@ class FakeGraph:
                 return self._answer(error_body(190, "Invalid OAuth access token - Cannot parse access token"), 400)
             return self._route(request.method, path, params, token)
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -277,3 +279,24 @@ def generated_account(account: str, token: str, ads: int, days: int, until: date
                 "reach": str(80 + n % 40), "actions": [{"action_type": "link_click", "value": str(2 + n % 3)},
                                                        {"action_type": "lead", "value": str(n % 2)}]}
     return fake
+
+
+def main() -> None:
+    """Serve a generated account until killed (bench/meta.py runs the fake in its own process)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake Graph API serving one generated ad account.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--account", default="777")
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--ads", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--until", type=date.fromisoformat, required=True)
+    args = parser.parse_args()
+    fake = FakeGraph(port=args.port)
+    fake.add(generated_account(args.account, args.token, args.ads, args.days, args.until))
+    fake.server.run()
+
+
+if __name__ == "__main__":
+    main()

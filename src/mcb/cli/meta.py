@@ -37,7 +37,7 @@ app.add_typer(keywords_app, name="keywords")
 
 
 class RichPhases:
-    """One progress bar per phase of a sync (ads counted as they arrive; insights by day)."""
+    """One progress bar per phase of a sync (ads and insight rows counted as they arrive)."""
 
     def __init__(self, progress: Progress, slug: str) -> None:
         self.progress, self.slug = progress, slug

@@ -196,6 +196,7 @@ class GraphClient:
         self.job_timeout = job_timeout
         self.calls = 0
         self.retries = 0
+        self.http_seconds = 0.0  # time spent waiting for Meta's answers (not pauses, not our own work)
         # The token travels in the Authorization header, never in a URL we could log.
         self._http = httpx.Client(timeout=timeout, headers={"Authorization": f"Bearer {access_token}"})
 
@@ -250,12 +251,15 @@ class GraphClient:
         url = path if path.startswith(("http://", "https://")) else self.root + path.lstrip("/")
         encoded = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in (params or {}).items()}
         self.calls += 1
+        clock = time.monotonic()
         try:
             # No params at all (not an empty dict) for a paging.next URL: httpx would replace its query.
             response = self._http.request(method, url, params=encoded if method == "GET" and encoded else None,
                                           data=encoded if method == "POST" else None)
         except httpx.TransportError as exc:
             raise TransientGraphError(f"Meta could not be reached ({type(exc).__name__})") from None
+        finally:
+            self.http_seconds += time.monotonic() - clock
         self.budget.observe(response.headers)
         if response.status_code != 200:
             raise _error_of(response)
