@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -217,3 +219,35 @@ def test_the_scheduler_pass_syncs_each_tenant_with_meta(head_url: str, tmp_path:
         runs = conn.execute("SELECT t.slug, r.trigger, r.status FROM sync_runs r JOIN tenants t ON t.id = r.tenant_id"
                             ).fetchall()
     assert runs == [("ppcu", "schedule", "succeeded")]
+
+
+def test_serve_schedule_starts_the_daily_sync_and_refuses_a_bad_time(
+    head_url: str, cli_env: dict[str, str], fake: FakeGraph
+) -> None:
+    _store(head_url, Path(cli_env["MCB_HOME"]), PPCU, {"access_token": TOKEN, "ad_account_id": "act_555"})
+    bad = _mcb(head_url, cli_env, fake, "serve", "--no-upgrade", "--schedule", "--sync-at", "25:00")
+    assert bad.returncode == 1
+    assert " ".join(bad.stderr.split()) == "Error: '25:00' is not a time of day; write HH:MM in UTC, for example 06:00."
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [*MCB, "serve", "--no-upgrade", "--port", str(port), "--workers", "0", "--schedule", "--sync-at", "04:30"],
+        env={**cli_env, "DATABASE_URL": head_url, "MCB_META_GRAPH_URL": fake.url, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    watchdog = threading.Timer(90, proc.kill)  # never wait forever for a line that does not come
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Meta Ads sync daily" in line:
+                break
+        assert "Meta Ads sync daily at 04:30 UTC (tenants with a meta integration: ppcu)" in "".join(lines)
+    finally:
+        watchdog.cancel()
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert fake.calls() == []  # nothing is synced before the time of day comes

@@ -90,8 +90,8 @@ def sync(
     all_tenants: Annotated[bool, typer.Option(
         "--all-tenants", help="Every active tenant with a meta integration (the cron form).")] = False,
     since: Annotated[str | None, typer.Option(
-        "--since", help="First day (YYYY-MM-DD). Default: 90 days back on the first sync, else 3 days before "
-        "the last successful sync ended.")] = None,
+        "--since", help="First day (YYYY-MM-DD). Default: 90 days back on the first sync, else the last 3 days "
+        "of the last successful sync's window again (Meta revises them).")] = None,
     until: Annotated[str | None, typer.Option(
         "--until", help="Last day (YYYY-MM-DD). Default: today in the tenant's time zone.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,

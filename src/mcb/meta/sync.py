@@ -15,8 +15,8 @@ What a sync does (spec 4.1, R-34, R-38, R-39, decision 1):
    the original's rolling 7-day snapshots, which are not daily figures), so the window holds exactly what
    Meta says today. Windows longer than ``ASYNC_AFTER_DAYS`` run as an asynchronous report job.
 3. The window: ``--since``/``--until``; by default the first sync backfills 90 days up to today (in the
-   tenant's time zone) and later syncs start 3 days before the last successful one ended, because Meta
-   revises recent days.
+   tenant's time zone) and later syncs start with the last 3 days of the last successful one's window,
+   because Meta revises recent days.
 
 Every run is a ``sync_runs`` row: ``running`` when it starts, then ``succeeded`` or ``failed`` with one
 sentence and a kind (``token_expired``, ``api_error``, ``unreachable``, ``internal``).
@@ -174,8 +174,8 @@ def tenant_today(tenant: Tenant, now: datetime | None = None) -> date:
 
 def sync_window(conn: Connection, tenant: Tenant, since: date | None, until: date | None,
                 today: date | None = None) -> tuple[date, date]:
-    """The days to fetch: as given, or 90 days back on the first sync, or from 3 days before the end of
-    the last successful sync (Meta revises recent days)."""
+    """The days to fetch: as given, or 90 days back on the first sync, or from the last 3 days of the last
+    successful sync's window on (Meta revises recent days)."""
     until = until or today or tenant_today(tenant)
     if since is None:
         last = conn.execute(text(
