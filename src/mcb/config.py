@@ -72,6 +72,17 @@ class Settings(BaseSettings):
         validation_alias="MCB_MANYCHAT_API_URL",
         description="ManyChat's API, for webhooks that carry only a subscriber_id (tests point it elsewhere).",
     )
+    meta_graph_url: str = Field(
+        default="https://graph.facebook.com",
+        validation_alias="MCB_META_GRAPH_URL",
+        description="Meta's Graph API, for the Ads sync (tests and staging point it elsewhere).",
+    )
+    meta_api_version: str = Field(
+        default="v21.0",
+        pattern=r"^v\d+\.\d+$",
+        validation_alias="MCB_META_API_VERSION",
+        description="Graph API version of the Ads sync; a tenant's meta integration may override it (api_version).",
+    )
     log_level: str = Field(
         default="WARNING",
         validation_alias="MCB_LOG_LEVEL",

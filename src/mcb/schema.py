@@ -328,6 +328,32 @@ webhook_rejections = Table(
     Index("idx_webhook_rejections_tenant_time", "tenant_id", "created_at"),
 )
 
+# One sync of a tenant's external account (revision 0012): window, outcome, counts, and why it failed.
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", BIGINT, nullable=False, autoincrement=True),
+    Column("tenant_id", UUID, nullable=False),
+    Column("provider", TEXT, nullable=False),
+    Column("trigger", TEXT, nullable=False),
+    Column("status", TEXT, nullable=False, server_default=text("'running'::text")),
+    Column("started_at", TIMESTAMPTZ, nullable=False, server_default=_NOW),
+    Column("finished_at", TIMESTAMPTZ),
+    Column("since", DATE),
+    Column("until", DATE),
+    Column("ads", INTEGER, nullable=False, server_default=_ZERO),
+    Column("creatives", INTEGER, nullable=False, server_default=_ZERO),
+    Column("insight_rows", INTEGER, nullable=False, server_default=_ZERO),
+    Column("api_calls", INTEGER, nullable=False, server_default=_ZERO),
+    Column("error_kind", TEXT),
+    Column("error", TEXT),
+    PrimaryKeyConstraint("id", name="sync_runs_pkey"),
+    _tenant_fk("sync_runs", ondelete="CASCADE"),
+    CheckConstraint("status IN ('running', 'succeeded', 'failed')", name=conv("sync_runs_status_check")),
+    CheckConstraint("trigger IN ('cli', 'schedule')", name=conv("sync_runs_trigger_check")),
+    Index("idx_sync_runs_tenant_provider_started", "tenant_id", "provider", "started_at"),
+)
+
 # One row per Stripe or Denefits payment event, linked to its contact when one is known (else an orphan).
 payments = Table(
     "payments",
@@ -428,6 +454,8 @@ meta_ads = Table(
     Column("updated_at", TIMESTAMPTZ, server_default=_NOW),
     _legacy_tenant_id(),
     Column("spend_28d", NUMERIC(10, 2)),
+    Column("campaign_name", TEXT),
+    Column("adset_name", TEXT),
     PrimaryKeyConstraint("id", name="meta_ads_pkey"),
     _tenant_fk("meta_ads"),
     UniqueConstraint("tenant_id", "ad_id", name="meta_ads_tenant_id_ad_id_key"),
@@ -470,7 +498,7 @@ meta_ad_creatives = Table(
     Index("idx_meta_ad_creatives_symptoms", "symptom_focus", postgresql_using="gin"),
 )
 
-# One Meta ad's daily numbers.
+# One Meta ad's numbers for one day (snapshot_date is the day; revision 0012): the latest sync of a day wins.
 meta_ad_insights = Table(
     "meta_ad_insights",
     metadata,
@@ -487,6 +515,9 @@ meta_ad_insights = Table(
     Column("created_at", TIMESTAMPTZ, server_default=_NOW),
     _legacy_tenant_id(),
     Column("spend_28d", NUMERIC(10, 2)),
+    Column("link_clicks", INTEGER),
+    Column("landing_page_views", INTEGER),
+    Column("synced_at", TIMESTAMPTZ),
     PrimaryKeyConstraint("id", name="meta_ad_insights_pkey"),
     _tenant_fk("meta_ad_insights"),
     ForeignKeyConstraint(

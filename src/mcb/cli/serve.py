@@ -13,6 +13,8 @@ from mcb.config import get_settings
 from mcb.db.engine import connect_engine, database_url, redact_url, runtime_engine
 from mcb.errors import UserError
 from mcb.ingest.worker import WorkerThread, drain
+from mcb.meta.schedule import MetaSyncScheduler, parse_time_of_day
+from mcb.meta.sync import tenants_with_meta
 from mcb.migrate import runner
 from mcb.migrate.progress import RichReporter
 from mcb.tenancy.tenants import list_tenants
@@ -23,6 +25,11 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=0, help="In-process worker threads (0: none; run `mcb worker`).")] = 1,
     no_upgrade: Annotated[bool, typer.Option("--no-upgrade", help="Do not upgrade the schema first.")] = False,
+    schedule: Annotated[bool, typer.Option(
+        "--schedule", help="Also sync Meta Ads daily for every active tenant with a meta integration "
+        "(recorded in sync_runs; the cron alternative is `mcb meta sync --all-tenants`).")] = False,
+    sync_at: Annotated[str, typer.Option(
+        "--sync-at", help="With --schedule: the time of day of the Meta sync, HH:MM in UTC.")] = "06:00",
 ) -> None:
     """Receive every platform's webhooks for every tenant, store them durably, and process them."""
     import uvicorn
@@ -38,6 +45,7 @@ def serve(
             runner.upgrade(admin_engine, url, reporter=RichReporter(out), settings=settings)
     elif runner.current_revision(admin_engine) != runner.head_revision():
         raise UserError("The database is not at the head revision; run `mcb db upgrade` (or drop --no-upgrade).")
+    at = parse_time_of_day(sync_at) if schedule else None
     app_engine = runtime_engine(settings)
     with admin_session(admin_engine) as conn:
         tenants = [t for t in list_tenants(conn) if t.is_active]
@@ -46,7 +54,11 @@ def serve(
         out.print(f"[bold]{tenant.slug}[/bold]")
         for source, hook in tenant.webhook_urls(settings.public_url).items():
             out.print(f"  {source:<12} {hook}")
-    threads = [WorkerThread(admin_engine, app_engine) for _ in range(workers)]
+    threads: list[WorkerThread | MetaSyncScheduler] = [WorkerThread(admin_engine, app_engine) for _ in range(workers)]
+    if at is not None:
+        threads.append(MetaSyncScheduler(admin_engine, app_engine, settings, at=at))
+        synced = ", ".join(t.slug for t in tenants_with_meta(admin_engine)) or "none yet"
+        out.print(f"Meta Ads sync daily at {at:%H:%M} UTC (tenants with a meta integration: {synced})")
     for thread in threads:
         thread.start()
     try:

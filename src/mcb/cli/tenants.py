@@ -10,7 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from mcb.cli.common import admin, out, print_json
+from mcb.cli.meta import runs_table
 from mcb.config import get_settings
+from mcb.meta.sync import recent_runs, token_warning
 from mcb.tenancy import integrations as integ
 from mcb.tenancy import tenants as ten
 from mcb.tenancy.secrets import secret_box
@@ -46,14 +48,18 @@ def show(
     slug: Annotated[str, typer.Argument(help="The tenant's slug.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """A tenant's settings, webhook URLs, integrations (masked), warnings and recent webhook activity."""
+    """A tenant's settings, webhook URLs, integrations (masked), warnings, recent webhooks and Meta syncs."""
     settings = get_settings()
     with admin() as conn:
         tenant = ten.get_tenant(conn, slug)
         configured = integ.list_integrations(conn, secret_box(settings), tenant.id, slug=slug)
         activity = ten.recent_webhook_activity(conn, tenant.id)
+        meta_runs = recent_runs(conn, tenant.id, limit=5)
     urls = tenant.webhook_urls(settings.public_url)
     warnings = _warnings(tenant, configured)
+    token_problem = token_warning(tenant.slug, meta_runs)
+    if token_problem:
+        warnings.append(token_problem)
     if as_json:
         print_json({
             "slug": tenant.slug, "id": tenant.id, "name": tenant.name, "owner_name": tenant.owner_name,
@@ -62,6 +68,7 @@ def show(
             "integrations": {i.provider: {"keys": i.masked(), "options": i.options} for i in configured},
             "warnings": warnings,
             "webhook_activity_7d": [a.__dict__ for a in activity],
+            "meta_sync_runs": [r.__dict__ for r in meta_runs],
         })
         return
     out.print(f"[bold]{escape(tenant.name)}[/bold] ({tenant.slug}) id {tenant.id}")
@@ -94,6 +101,10 @@ def show(
         out.print(act)
     else:
         out.print("No webhooks in the last 7 days.")
+    if meta_runs:
+        out.print(runs_table(meta_runs, title="Recent Meta syncs"))
+    elif "meta" in {i.provider for i in configured}:
+        out.print("No Meta sync has run yet (`mcb meta sync --tenant " + tenant.slug + "`).", markup=False)
 
 
 def _warnings(tenant: ten.Tenant, configured: list[integ.Integration]) -> list[str]:

@@ -175,6 +175,22 @@ def update_tenant(
     return _row(row)
 
 
+def set_config_entry(conn: Connection, slug: str, key: str, value: Any) -> Tenant:
+    """Set (or, with ``None``, remove) one entry of ``tenants.config``; the caller validated the value."""
+    tenant = get_tenant(conn, slug)
+    config = dict(tenant.config)
+    if value is None:
+        config.pop(key, None)
+    else:
+        config[key] = value
+    row = conn.execute(
+        text(f"UPDATE tenants SET config = CAST(:config AS jsonb) WHERE id = :id RETURNING {_COLUMNS}"),
+        {"id": tenant.id, "config": json.dumps(config)},
+    ).one()
+    log.info("tenant %s: config %s %s", slug, key, "removed" if value is None else "set")
+    return _row(row)
+
+
 def disable_tenant(conn: Connection, slug: str) -> Tenant:
     """Stop accepting webhooks and serving reports for a tenant; its data stays."""
     return update_tenant(conn, slug, active=False)
