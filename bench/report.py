@@ -13,7 +13,9 @@ What it does, in order:
 2. Times the weekly report's builder and JSON rendering in-process (the same code the command runs, under
    the tenant's RLS session): ``--runs`` runs after one warm-up, for the last complete week of the data;
    and the whole command (``mcb report weekly --format json``, a new process, imports included).
-3. Times a 13-week trend (``metrics.summary`` for each of 13 weeks: what the dashboard's trend draws).
+3. Times a 13-week trend two ways: ``metrics.summary`` for each of 13 weeks, and ``metrics.weekly_trend``
+   (leads, meetings held, buyers, money and spend per week: the dashboard's trend chart). The trend goal
+   (500 ms) is judged on the latter.
 4. With ``--explain``, prints EXPLAIN (ANALYZE, BUFFERS) of the weekly report's statements.
 
 Run ``python bench/report.py --help``; ``--json`` prints the results as JSON on stdout.
@@ -277,6 +279,12 @@ def measure(db: Database, runs: int, explain: bool) -> dict[str, Any]:
         with tenant_session(engine, tenant.id) as conn:
             return [metrics.summary(conn, tenant, week.shifted(-7 * k)) for k in range(12, -1, -1)]
 
+    thirteen = Window(week.start - timedelta(days=7 * 12), week.end, tenant.timezone)
+
+    def headline_trend() -> list[dict[str, Any]]:
+        with tenant_session(engine, tenant.id) as conn:
+            return metrics.weekly_trend(conn, tenant, thirteen)
+
     results: dict[str, Any] = {"week": week.to_dict()}
     with console.status("weekly report, in-process"):
         results["weekly_in_process"] = timed(weekly_json, runs)
@@ -285,6 +293,8 @@ def measure(db: Database, runs: int, explain: bool) -> dict[str, Any]:
                                                       "cash_collected", "projected_revenue", "ad_spend", "roas")}
     with console.status("13-week trend, in-process"):
         results["trend_13_weeks_in_process"] = timed(trend, max(3, runs // 2))
+    with console.status("13-week headline trend (metrics.weekly_trend), in-process"):
+        results["weekly_trend_13_weeks_in_process"] = timed(headline_trend, max(3, runs // 2))
     env = {**os.environ, "DATABASE_URL": db.url, "PYTHONPATH": str(ROOT / "src")}
     cli = [sys.executable, "-c", "from mcb.cli import main; main()", "report", "weekly", "--tenant", "ppcu",
            "--week", str(week.iso_week), "--format", "json"]
@@ -357,6 +367,8 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the weekly report's queries")
     parser.add_argument("--keep", action="store_true", help="keep the database (and the embedded server) afterwards")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    parser.add_argument("--skip-load", action="store_true",
+                        help="measure the database a previous --keep run left (with --database-url)")
     args = parser.parse_args()
     if not 0 < args.scale <= 1:
         parser.error("--scale must be in (0, 1]")
@@ -364,7 +376,7 @@ def main() -> None:
     db = Database(args.database_url)
     try:
         console.print(f"Loading at scale {args.scale} …")
-        loaded = load(db, args.scale)
+        loaded = {} if args.skip_load else load(db, args.scale)
         measured = measure(db, args.runs, args.explain)
         results = {"scale": args.scale, "machine": machine(), "server": db.settings(), **loaded, **measured}
     finally:
@@ -372,7 +384,7 @@ def main() -> None:
     if args.keep:
         console.print(f"Kept the database: {db.url}")
     weekly_ms = results["weekly_in_process"]["median_ms"]
-    trend_ms = results["trend_13_weeks_in_process"]["median_ms"]
+    trend_ms = results["weekly_trend_13_weeks_in_process"]["median_ms"]
     results["goals"] = {
         "weekly_report_under_250_ms": "PASS" if weekly_ms < GOAL_WEEKLY_MS else "MISS",
         "trend_13_weeks_under_500_ms": "PASS" if trend_ms < GOAL_TREND_MS else "MISS",
@@ -387,13 +399,15 @@ def main() -> None:
     table.add_column("min ms", justify="right")
     table.add_column("max ms", justify="right")
     for label, key in (("weekly report, builder + JSON (in-process)", "weekly_in_process"),
-                       ("13-week trend of summaries (in-process)", "trend_13_weeks_in_process"),
+                       ("13-week trend of full summaries (in-process)", "trend_13_weeks_in_process"),
+                       ("13-week headline trend, metrics.weekly_trend (in-process)",
+                        "weekly_trend_13_weeks_in_process"),
                        ("mcb report weekly --format json (whole command)", "weekly_command")):
         r = results[key]
         table.add_row(label, str(r["median_ms"]), str(r["min_ms"]), str(r["max_ms"]))
     out.print(table)
-    out.print({"rows": results["rows"], "big tenant": results["rows_big_tenant"], "size": results["database_size"],
-               "goals": results["goals"], "figures": results["weekly_figures"]})
+    out.print({"rows": results.get("rows"), "big tenant": results.get("rows_big_tenant"),
+               "size": results.get("database_size"), "goals": results["goals"], "figures": results["weekly_figures"]})
     for name, plan in (results.get("explain") or {}).items():
         out.print(f"[bold]{name}[/bold]\n{plan}", markup=True, highlight=False)
 

@@ -345,9 +345,11 @@ def stage_counts_by(
 
 
 def stage_counts(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode = "activity",
-                 include_historical: bool | None = None) -> dict[str, int]:
-    """Every stage metric of the window: ``{"leads": …, "qualified": …, …, "buyers": …}``."""
-    return stage_counts_by(conn, tenant, window, None, mode=mode, include_historical=include_historical)[None]
+                 include_historical: bool | None = None, only: Iterable[str] | None = None) -> dict[str, int]:
+    """Every stage metric of the window: ``{"leads": …, "qualified": …, …, "buyers": …}`` (``only``: just
+    these, the others read 0)."""
+    return stage_counts_by(conn, tenant, window, None, mode=mode, include_historical=include_historical,
+                           only=only)[None]
 
 
 def _stage(name: str) -> Any:
@@ -696,6 +698,30 @@ def summary(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode = "a
         "conversion_rate": ratio(counts["buyers"], counts["leads"]),
         "payments": m.to_dict()["by_category"],
     }
+
+
+TREND_STAGES: tuple[str, ...] = ("leads", "meetings_held", "buyers")
+
+
+def weekly_trend(conn: Connection, tenant: Tenant, window: Window, *,
+                 include_historical: bool | None = None) -> list[dict[str, Any]]:
+    """Per consecutive 7-day window of ``window`` (``Window.weeks``): leads, meetings held, buyers, cash
+    collected, projected revenue, ad spend and ROAS — the headline trend, cheaper than a full ``summary``
+    per week because it reads only the events those stages need."""
+    out = []
+    for week in window.weeks():
+        counts = stage_counts(conn, tenant, week, include_historical=include_historical, only=TREND_STAGES)
+        m = money(conn, tenant, week, include_historical=include_historical)
+        spend = ad_spend(conn, tenant, week)
+        out.append({
+            "window": week.to_dict(),
+            **{name: counts[name] for name in TREND_STAGES},
+            "cash_collected": money_value(m.cash_collected),
+            "projected_revenue": money_value(m.projected_revenue),
+            "ad_spend": money_value(spend),
+            "roas": roas(m.projected_revenue, spend),
+        })
+    return out
 
 
 def change(current: float | int | None, previous: float | int | None) -> dict[str, Any]:
