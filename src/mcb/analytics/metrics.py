@@ -31,7 +31,7 @@ Definitions (docs/reports.md repeats them for operators):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import pairwise
@@ -360,7 +360,7 @@ def stage_counts(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode
                            only=only)[None]
 
 
-def _stage(name: str) -> Any:
+def _stage(name: str) -> Callable[..., int]:
     def metric(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode = "activity",
                include_historical: bool | None = None) -> int:
         return stage_counts(conn, tenant, window, mode=mode, include_historical=include_historical)[name]
