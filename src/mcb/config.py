@@ -88,6 +88,23 @@ class Settings(BaseSettings):
         validation_alias="MCB_LOG_LEVEL",
         description="Log level of MCB's own messages on stderr (DEBUG, INFO, WARNING, ERROR).",
     )
+    smtp_url: str | None = Field(
+        default=None,
+        validation_alias="MCB_SMTP_URL",
+        description="Where report e-mails go out: smtp://user:pass@host:587 (STARTTLS when the server offers "
+        "it; required before a login) or smtps://user:pass@host:465 (TLS from the start).",
+        repr=False,
+    )
+    operator_email: str | None = Field(
+        default=None,
+        validation_alias="MCB_OPERATOR_EMAIL",
+        description="The operator's address: the only recipient of test sends (--test).",
+    )
+    report_from: str | None = Field(
+        default=None,
+        validation_alias="MCB_REPORT_FROM",
+        description="The From address of report e-mails. Unset: MCB_OPERATOR_EMAIL.",
+    )
     pg_bin: Path | None = Field(
         default=None,
         validation_alias="MCB_PG_BIN",
