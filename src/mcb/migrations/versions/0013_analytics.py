@@ -17,13 +17,13 @@
   one, and writes still maintain one index. Built concurrently before the old one is dropped.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 """
 
 from mcb.migrate import online
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels = None
 depends_on = None
 
