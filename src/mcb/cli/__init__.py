@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mcb.cli import db as db_commands
+from mcb.cli import imports as import_commands
 from mcb.cli import integrations as integration_commands
 from mcb.cli import serve as serve_commands
 from mcb.cli import tenants as tenant_commands
@@ -31,6 +32,7 @@ app.add_typer(integration_commands.app, name="integrations")
 app.add_typer(token_commands.app, name="tokens")
 app.add_typer(webhook_commands.app, name="webhooks")
 app.add_typer(webhook_commands.payments_app, name="payments")
+app.add_typer(import_commands.app, name="import")
 app.command()(serve_commands.serve)
 app.command()(serve_commands.worker)
 
