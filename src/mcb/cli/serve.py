@@ -24,11 +24,13 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", min=0, help="In-process worker threads (0: none; run `mcb worker`).")] = 1,
     no_upgrade: Annotated[bool, typer.Option("--no-upgrade", help="Do not upgrade the schema first.")] = False,
 ) -> None:
-    """Receive every platform's webhooks for every tenant, store them durably, and process them."""
+    """Receive every platform's webhooks for every tenant, store them durably, and process them; serve the
+    dashboard at /t/<tenant>/ (token login)."""
     import uvicorn
 
     from mcb.db.session import admin_session
     from mcb.ingest.app import create_app
+    from mcb.web.routes import dashboard_router
 
     settings = get_settings()
     url = database_url(settings)
@@ -49,9 +51,11 @@ def serve(
     threads = [WorkerThread(admin_engine, app_engine) for _ in range(workers)]
     for thread in threads:
         thread.start()
+    app = create_app(settings, admin_engine, app_engine, url)
+    app.include_router(dashboard_router(settings, app_engine))
+    out.print(f"Dashboard: http://{host}:{port}/t/<tenant>/  (log in with a token from `mcb tokens create`)")
     try:
-        uvicorn.run(create_app(settings, admin_engine, app_engine, url), host=host, port=port,
-                    log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
         for thread in threads:
             thread.stop()

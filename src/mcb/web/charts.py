@@ -34,7 +34,7 @@ def nice_ceiling(value: float) -> float:
 
 
 def compact(value: Number, *, money: bool = False) -> str:
-    """1234 → "1.2k", 2500000 → "2.5M"; with ``money`` a leading "$"."""
+    """1234 → "1.23k", 2500000 → "2.5M", 0.5 → "0.5"; with ``money`` a leading "$"."""
     number = float(value)
     sign = "-" if number < 0 else ""
     number = abs(number)
@@ -42,11 +42,23 @@ def compact(value: Number, *, money: bool = False) -> str:
     for limit, suffix in ((1e6, "M"), (1e3, "k")):
         if number >= limit:
             scaled = number / limit
-            text = f"{scaled:.1f}".rstrip("0").rstrip(".") if scaled < 100 else f"{scaled:.0f}"
+            digits = 2 if scaled < 10 else 1 if scaled < 100 else 0
+            text = f"{scaled:.{digits}f}"
+            text = text.rstrip("0").rstrip(".") if "." in text else text
             return f"{sign}{prefix}{text}{suffix}"
-    if money and number != int(number):
-        return f"{sign}{prefix}{number:,.2f}"
+    if number != int(number):
+        text = f"{number:,.2f}"
+        return f"{sign}{prefix}{text if money else text.rstrip('0').rstrip('.')}"
     return f"{sign}{prefix}{number:,.0f}"
+
+
+def tick_count(top: float) -> int:
+    """How many steps divide the axis into whole numbers: 4 or 5 when they do, else 2, else 1."""
+    for n in (4, 5, 2):
+        step = top / n
+        if abs(step - round(step)) < 1e-9 and step >= 1:
+            return n
+    return 1
 
 
 def _svg(width: int, height: int, label: str, body: list[str], css_class: str) -> str:
@@ -94,7 +106,8 @@ def funnel_chart(stages: Sequence[tuple[str, int]], *, width: int = 560, bar_hei
 
 
 def _y_axis(top: float, plot_left: int, plot_top: int, plot_height: int, plot_right: int, *,
-            money: bool, ticks: int = 4) -> list[str]:
+            money: bool) -> list[str]:
+    ticks = tick_count(top)
     body = []
     for i in range(ticks + 1):
         value = top * i / ticks
@@ -105,8 +118,9 @@ def _y_axis(top: float, plot_left: int, plot_top: int, plot_height: int, plot_ri
     return body
 
 
-def _x_labels(labels: Sequence[str], centers: list[float], baseline: float, max_labels: int = 14) -> list[str]:
-    every = max(1, math.ceil(len(labels) / max_labels))
+def _x_labels(labels: Sequence[str], centers: list[float], baseline: float, room: float) -> list[str]:
+    """Period labels under the axis; every n-th when they would not fit (about 48 px each)."""
+    every = max(1, math.ceil(len(labels) / max(1, int(room // 48))))
     return [f'<text class="tick" x="{_fmt(x)}" y="{_fmt(baseline + 16)}" text-anchor="middle">{escape(text)}</text>'
             for i, (text, x) in enumerate(zip(labels, centers, strict=True)) if i % every == 0]
 
@@ -135,7 +149,7 @@ def revenue_chart(points: Sequence[tuple[str, Number, Number]], *, width: int = 
                 f'<rect class="bar {kind}" data-period="{escape(period)}" data-value="{_fmt(float(value))}" '
                 f'x="{_fmt(x)}" y="{_fmt(top + plot_h - h)}" width="{_fmt(bar)}" height="{_fmt(h)}">'
                 f"<title>{escape(period)}: {kind} {escape(compact(value, money=True))}</title></rect>")
-    body += _x_labels([p for p, _, _ in points], centers, top + plot_h)
+    body += _x_labels([p for p, _, _ in points], centers, top + plot_h, plot_w)
     body.append(f'<g class="legend"><rect class="bar cash" x="{left}" y="4" width="10" height="10"/>'
                 f'<text x="{left + 14}" y="13">Cash collected</text>'
                 f'<rect class="bar projected" x="{left + 120}" y="4" width="10" height="10"/>'
@@ -150,7 +164,7 @@ def trend_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Numb
     label = "Trend: " + ", ".join(name for name, _ in series)
     if not labels or not series:
         return _empty(width, height, label, "trend")
-    left, right, top, bottom = 56, 8, 24, 28
+    left, right, top, bottom = 56, 24, 24, 28  # room on the right for the last period's label
     plot_w, plot_h = width - left - right, height - top - bottom
     biggest = max((float(v) for _, values in series for v in values), default=0.0)
     axis_top = nice_ceiling(biggest)
@@ -170,5 +184,5 @@ def trend_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Numb
         body.append(f'<g class="legend s{n}"><rect x="{legend_x}" y="4" width="10" height="10"/>'
                     f'<text x="{legend_x + 14}" y="13">{escape(name)}</text></g>')
         legend_x += 20 + 8 * len(name) + 16
-    body += _x_labels(labels, xs, top + plot_h)
+    body += _x_labels(labels, xs, top + plot_h, plot_w)
     return _svg(width, height, label, body, "trend")
