@@ -90,6 +90,23 @@ class Settings(BaseSettings):
         validation_alias="MCB_SESSION_HOURS",
         description="How long a dashboard login lasts before the token must be entered again.",
     )
+    smtp_url: str | None = Field(
+        default=None,
+        validation_alias="MCB_SMTP_URL",
+        description="Where report e-mails go out: smtp://user:pass@host:587 (STARTTLS when the server offers "
+        "it; required before a login) or smtps://user:pass@host:465 (TLS from the start).",
+        repr=False,
+    )
+    operator_email: str | None = Field(
+        default=None,
+        validation_alias="MCB_OPERATOR_EMAIL",
+        description="The operator's address: the only recipient of test sends (--test).",
+    )
+    report_from: str | None = Field(
+        default=None,
+        validation_alias="MCB_REPORT_FROM",
+        description="The From address of report e-mails. Unset: MCB_OPERATOR_EMAIL.",
+    )
     pg_bin: Path | None = Field(
         default=None,
         validation_alias="MCB_PG_BIN",

@@ -282,9 +282,6 @@ def _metric_case(column: str = "e.event_type") -> str:
     return f"CASE {whens} END"
 
 
-_STAGE_TYPES = sorted({t for name, types in STAGES if name != "leads" for t in types})
-
-
 def _dimension(name: str | None, table: Mapping[str, str]) -> str:
     if name is None:
         return "NULL::text"
@@ -309,11 +306,18 @@ def stage_counts_by(
     *,
     mode: Mode = "activity",
     include_historical: bool | None = None,
+    only: Iterable[str] | None = None,
 ) -> dict[str | None, dict[str, int]]:
     """Every stage metric (``STAGES``) per value of a contact ``dimension`` (``DIMENSIONS``; None: one
     group keyed None). Activity mode: distinct contacts with the stage's event in the window (leads: whose
-    first lead event is in it). Cohort mode: of the window's leads, those that ever reached the stage."""
+    first lead event is in it). Cohort mode: of the window's leads, those that ever reached the stage.
+    ``only``: compute just these metrics (the others read 0), to save work on large windows."""
     dim = _dimension(dimension, DIMENSIONS)
+    wanted = set(STAGE_NAMES if only is None else only)
+    unknown = wanted - set(STAGE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown stage metric(s) {sorted(unknown)}")
+    types = sorted({t for name, ts in STAGES if name != "leads" and name in wanted for t in ts})
     join = "JOIN contacts c ON c.tenant_id = :t AND c.id = x.contact_id" if dimension else ""
     if mode == "activity":
         stage_rows = f"""
@@ -331,7 +335,7 @@ def stage_counts_by(
     sql = f"""
         WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE},
         x AS (
-            SELECT 'leads' AS metric, contact_id FROM leads
+            SELECT 'leads' AS metric, contact_id FROM leads WHERE {'true' if 'leads' in wanted else 'false'}
             UNION ALL
             {stage_rows}
         )
@@ -339,7 +343,7 @@ def stage_counts_by(
         FROM x {join}
         GROUP BY 1, 2"""
     result: dict[str | None, dict[str, int]] = {}
-    for grp, metric, count in conn.execute(text(sql), {**_params(tenant, window), "types": _STAGE_TYPES}):
+    for grp, metric, count in conn.execute(text(sql), {**_params(tenant, window), "types": types}):
         result.setdefault(grp, _empty_counts())[metric] = int(count)
     if dimension is None and None not in result:
         result[None] = _empty_counts()
@@ -389,6 +393,42 @@ def active_contact_ids(conn: Connection, tenant: Tenant, window: Window, *,
         WHERE tenant_id = :t AND event_timestamp >= :s AND event_timestamp < :e
           AND contact_id NOT IN (SELECT id FROM hist)"""
     return [r[0] for r in conn.execute(text(sql), _params(tenant, window))]
+
+
+MILESTONES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("lead_at", LEAD_EVENTS),
+    ("qualified_at", ("dm_qualified",)),
+    ("link_clicked_at", ("link_clicked",)),
+    ("form_at", ("form_submitted",)),
+    ("meeting_held_at", ("appointment_held",)),
+    ("purchased_at", BUYER_EVENTS),
+)
+"""The milestone dates of a contact listing: the first time (ever) of each."""
+
+
+def contact_milestones(conn: Connection, tenant: Tenant, window: Window, *,
+                       include_historical: bool | None = None) -> list[dict[str, Any]]:
+    """The contacts active in the window (any funnel event in it), with identity, attribution and the first
+    time of each milestone, ordered by lead time."""
+    firsts = ", ".join(
+        f"min(e.event_timestamp) FILTER (WHERE e.event_type IN ({', '.join(repr(t) for t in types)})) AS {name}"
+        for name, types in MILESTONES
+    )
+    sql = f"""
+        WITH {_hist_cte(tenant, include_historical)},
+        act AS (
+            SELECT DISTINCT contact_id FROM funnel_events
+            WHERE tenant_id = :t AND event_timestamp >= :s AND event_timestamp < :e
+              AND contact_id NOT IN (SELECT id FROM hist)
+        )
+        SELECT c.id AS contact_id, c.first_name, c.last_name,
+               coalesce(c.email_primary, c.email_booking, c.email_payment) AS email, c.phone, c.stage,
+               c.source, c.ad_id, c.tags->>'funnel' AS funnel, c.tags->>'chatbot' AS chatbot, {firsts}
+        FROM act JOIN contacts c ON c.tenant_id = :t AND c.id = act.contact_id
+        JOIN funnel_events e ON e.tenant_id = :t AND e.contact_id = act.contact_id
+        GROUP BY c.id
+        ORDER BY lead_at NULLS LAST, c.id"""
+    return [dict(r) for r in conn.execute(text(sql), _params(tenant, window)).mappings()]
 
 
 # ---------------------------------------------------------------------------- money
