@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,13 @@ from uuid import UUID
 
 import psycopg
 
+from mcb.analytics.metrics import stage_counts
+from mcb.analytics.window import Window
 from mcb.db.engine import make_engine
 from mcb.db.session import tenant_session
 from mcb.funnel.apply import apply_event
 from mcb.funnel.events import ContactFacts, FunnelEvent, Normalized
+from mcb.tenancy.tenants import get_tenant
 
 PPCU = UUID("2cb58664-a84a-4d74-844a-4ccd49fcef5a")
 CENTNER = UUID("4b8c38aa-969f-4fb6-846e-f59436bda9d4")
@@ -74,8 +77,9 @@ def test_contacts_import_field_by_field_and_rerun(head_url: str, cli_env: dict[s
     live_erin(head_url)
     summary = import_json(cli_env, head_url, "contacts", "contacts.csv")
     assert {k: summary[k] for k in ("rows", "imported", "already_imported", "skipped", "suspicious",
-                                    "contacts_created")} == {
-        "rows": 7, "imported": 3, "already_imported": 0, "skipped": 4, "suspicious": 2, "contacts_created": 2}
+                                    "contacts_created", "contacts_updated")} == {
+        "rows": 7, "imported": 3, "already_imported": 0, "skipped": 4, "suspicious": 2, "contacts_created": 2,
+        "contacts_updated": 1}
     assert summary["reasons"] == {
         "skipped": {"bad email": 1, "unparseable date": 1, "duplicate row": 1, "no email": 1},
         "suspicious": {"phone too short (not kept)": 1, "flagged suspicious in the export": 1},
@@ -121,8 +125,18 @@ def test_contacts_import_field_by_field_and_rerun(head_url: str, cli_env: dict[s
     assert ann_data == {"historical": True, "import_source": "instagram", "ad_type": "paid",
                         "trigger_word": "HEAL", "campaign_name": "Spring Promo"}
     log = rows(head_url, "SELECT tenant_id, source_file, source_type, rows_processed, rows_imported, rows_skipped, "
-                         "jsonb_array_length(errors), jsonb_array_length(warnings) FROM hist_import_logs")
-    assert log == [(PPCU, "contacts.csv", "contacts", 7, 3, 4, 4, 2)]
+                         "rows_updated, jsonb_array_length(errors), jsonb_array_length(warnings) FROM hist_import_logs")
+    assert log == [(PPCU, "contacts.csv", "contacts", 7, 3, 4, 1, 4, 2)]
+
+    # The metric layer sees the marking: with PPCU's historical filter on, of August 2024's leads only Erin
+    # (a live contact whose earliest lead event is the imported one) counts; with it off, all three.
+    engine = make_engine(head_url)
+    with tenant_session(engine, PPCU) as conn:
+        tenant = get_tenant(conn, "ppcu")
+        august = Window(date(2024, 8, 1), date(2024, 8, 31), tenant.timezone)
+        assert stage_counts(conn, tenant, august)["leads"] == 1
+        assert stage_counts(conn, tenant, august, include_historical=True)["leads"] == 3
+    engine.dispose()
 
     before = rows(head_url, "SELECT count(*), max(updated_at) FROM contacts")
     events_before = rows(head_url, "SELECT count(*) FROM funnel_events")

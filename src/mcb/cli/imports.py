@@ -79,7 +79,8 @@ def _print_summary(s: ImportSummary) -> None:
     table.add_column("reasons")
     table.add_row("read", str(s.rows), "")
     table.add_row("imported", str(s.imported),
-                  f"{s.contacts_created} new contacts, {s.events_created} events" if s.kind == "contacts"
+                  f"{s.contacts_created} new contacts, {s.contacts_updated} existing ones updated, {s.events_created} events"
+                  if s.kind == "contacts"
                   else f"{s.payments_created} payments ({s.orphan_payments} without a contact yet)")
     table.add_row("already imported", str(s.already_imported), "nothing to change")
     for bucket in ("skipped", "suspicious"):

@@ -127,6 +127,7 @@ class ImportSummary:
     skipped: int = 0
     suspicious: int = 0
     contacts_created: int = 0
+    contacts_updated: int = 0  # rows that added to a contact that existed before the row
     events_created: int = 0
     payments_created: int = 0
     orphan_payments: int = 0
@@ -530,6 +531,7 @@ def _apply_plan(conn: Connection, tenant_id: UUID, plan: RowPlan, summary: Impor
         return
     summary.imported += 1
     summary.contacts_created += int(result.created)
+    summary.contacts_updated += int(plan.payment_key is None and not result.created)
     summary.events_created += result.events_created
     if plan.payment_key is not None:
         summary.payments_created += 1
@@ -551,11 +553,11 @@ def _log_run(conn: Connection, tenant_id: UUID, summary: ImportSummary, started:
         text(
             "INSERT INTO hist_import_logs (tenant_id, source_file, source_type, rows_processed, rows_imported, "
             "rows_skipped, rows_updated, errors, warnings, started_at, finished_at, imported_by, notes) "
-            "VALUES (:t, :file, :kind, :rows, :imported, :skipped, 0, :errors, :warnings, :started, now(), "
+            "VALUES (:t, :file, :kind, :rows, :imported, :skipped, :updated, :errors, :warnings, :started, now(), "
             ":by, :notes) RETURNING id"
         ),
         {"t": tenant_id, "file": summary.file, "kind": summary.kind, "rows": summary.rows,
-         "imported": summary.imported, "skipped": summary.skipped,
+         "imported": summary.imported, "skipped": summary.skipped, "updated": summary.contacts_updated,
          "errors": Jsonb([p for p in problems if p["outcome"] == "skipped"]),
          "warnings": Jsonb([p for p in problems if p["outcome"] == "suspicious"]),
          "started": started, "by": f"mcb import ({user})",
