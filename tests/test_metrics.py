@@ -217,6 +217,15 @@ def test_summary_ratios(engine: Engine) -> None:
     assert drop is not None and (drop["from"], drop["to"], drop["lost_rate"]) == ("link_clicked", "forms", 1.0)
 
 
+def test_weekly_trend(engine: Engine) -> None:
+    trend = run(engine, metrics.weekly_trend, Window(date(2025, 10, 27), date(2025, 11, 9), NY))
+    assert [(w["window"]["start"], w["leads"], w["meetings_held"], w["buyers"], w["cash_collected"],
+             w["projected_revenue"], w["ad_spend"], w["roas"]) for w in trend] == [
+        ("2025-10-27", 2, 0, 0, 0.0, 0.0, 111.0, 0.0),  # D, J; ad_2's 111 on Nov 2
+        ("2025-11-03", 2, 1, 2, 5473.0, 7997.0, 75.0, 106.63),
+    ]
+
+
 def test_time_to_convert_is_the_median_days(engine: Engine) -> None:
     # E: Oct 1 12:00 -> Nov 7 12:00 = 37 days; F: Oct 3 12:00 -> Nov 7 12:00 = 35 days.
     assert run(engine, metrics.time_to_convert) == 36.0

@@ -271,6 +271,8 @@ contacts = Table(
     Index("idx_contacts_tenant_phone", "tenant_id", "phone", postgresql_where=text("phone IS NOT NULL")),
     Index("idx_contacts_tenant_stripe_customer", "tenant_id", "stripe_customer_id",
           postgresql_where=text("stripe_customer_id IS NOT NULL")),
+    # The historical contacts only (revision 0013): the reports' R-32 filter reads this small set.
+    Index("idx_contacts_tenant_historical", "tenant_id", "id", postgresql_where=text(r"source LIKE '%\_historical'")),
 )
 
 # The durable inbox: every webhook request, stored before it is acknowledged.
@@ -778,6 +780,21 @@ funnel_events = Table(
     ),
     Index("idx_funnel_events_tenant_contact_time", "tenant_id", "contact_id", "event_timestamp"),
     Index("idx_funnel_events_tenant_type_time", "tenant_id", "event_type", "event_timestamp"),
+)
+
+# Each contact's earliest lead event time (revision 0013): an exact rollup of funnel_events kept by the
+# trigger funnel_events_contact_lead, so the leads of a window are one range scan (mcb.analytics.metrics).
+contact_leads = Table(
+    "contact_leads",
+    metadata,
+    Column("tenant_id", UUID, nullable=False),
+    Column("contact_id", UUID, nullable=False),
+    Column("lead_at", TIMESTAMPTZ, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "contact_id", name="contact_leads_pkey"),
+    _tenant_fk("contact_leads"),
+    _contact_fk("contact_leads", ondelete="CASCADE"),
+    Index("idx_contact_leads_tenant_lead_at", "tenant_id", "lead_at", postgresql_include=["contact_id"]),
+    comment="Exact rollup: each contact's earliest lead event time (kept by a trigger on funnel_events)",
 )
 
 # A tenant's chatbot prompts and flows; at most one active default and one active config per A/B value.

@@ -255,21 +255,15 @@ def _hist_cte(tenant: Tenant, include_historical: bool | None) -> str:
     return f"hist AS MATERIALIZED (SELECT id FROM contacts WHERE tenant_id = :t AND {HISTORICAL_PREDICATE})"
 
 
-_LEAD_TYPES = ", ".join(f"'{t}'" for t in LEAD_EVENTS)
 
-# The contacts whose earliest lead event falls in the window, with its time.
-_LEADS_CTE = f"""
+# The contacts whose earliest lead event falls in the window, with its time. contact_leads (revision 0013)
+# holds each contact's earliest lead event time, kept exact by a trigger on funnel_events.
+_LEADS_CTE = """
 leads AS (
-    SELECT e.contact_id, min(e.event_timestamp) AS lead_at
-    FROM funnel_events e
-    WHERE e.tenant_id = :t AND e.event_type IN ({_LEAD_TYPES})
-      AND e.event_timestamp >= :s AND e.event_timestamp < :e
-      AND e.contact_id NOT IN (SELECT id FROM hist)
-      AND NOT EXISTS (
-          SELECT 1 FROM funnel_events p
-          WHERE p.tenant_id = :t AND p.contact_id = e.contact_id
-            AND p.event_type IN ({_LEAD_TYPES}) AND p.event_timestamp < :s)
-    GROUP BY e.contact_id
+    SELECT l.contact_id, l.lead_at
+    FROM contact_leads l
+    WHERE l.tenant_id = :t AND l.lead_at >= :s AND l.lead_at < :e
+      AND l.contact_id NOT IN (SELECT id FROM hist)
 )"""
 
 
@@ -351,9 +345,11 @@ def stage_counts_by(
 
 
 def stage_counts(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode = "activity",
-                 include_historical: bool | None = None) -> dict[str, int]:
-    """Every stage metric of the window: ``{"leads": …, "qualified": …, …, "buyers": …}``."""
-    return stage_counts_by(conn, tenant, window, None, mode=mode, include_historical=include_historical)[None]
+                 include_historical: bool | None = None, only: Iterable[str] | None = None) -> dict[str, int]:
+    """Every stage metric of the window: ``{"leads": …, "qualified": …, …, "buyers": …}`` (``only``: just
+    these, the others read 0)."""
+    return stage_counts_by(conn, tenant, window, None, mode=mode, include_historical=include_historical,
+                           only=only)[None]
 
 
 def _stage(name: str) -> Any:
@@ -535,11 +531,7 @@ def time_to_convert(conn: Connection, tenant: Tenant, window: Window, *,
             GROUP BY contact_id
         )
         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM b.bought - l.lead_at) / 86400.0)
-        FROM b CROSS JOIN LATERAL (
-            SELECT min(event_timestamp) AS lead_at FROM funnel_events
-            WHERE tenant_id = :t AND contact_id = b.contact_id AND event_type IN ({_LEAD_TYPES})
-        ) l
-        WHERE l.lead_at IS NOT NULL"""
+        FROM b JOIN contact_leads l ON l.tenant_id = :t AND l.contact_id = b.contact_id"""
     value = conn.execute(text(sql), _params(tenant, window)).scalar_one()
     return None if value is None else round(float(value), 2)
 
@@ -706,6 +698,30 @@ def summary(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode = "a
         "conversion_rate": ratio(counts["buyers"], counts["leads"]),
         "payments": m.to_dict()["by_category"],
     }
+
+
+TREND_STAGES: tuple[str, ...] = ("leads", "meetings_held", "buyers")
+
+
+def weekly_trend(conn: Connection, tenant: Tenant, window: Window, *,
+                 include_historical: bool | None = None) -> list[dict[str, Any]]:
+    """Per consecutive 7-day window of ``window`` (``Window.weeks``): leads, meetings held, buyers, cash
+    collected, projected revenue, ad spend and ROAS — the headline trend, cheaper than a full ``summary``
+    per week because it reads only the events those stages need."""
+    out = []
+    for week in window.weeks():
+        counts = stage_counts(conn, tenant, week, include_historical=include_historical, only=TREND_STAGES)
+        m = money(conn, tenant, week, include_historical=include_historical)
+        spend = ad_spend(conn, tenant, week)
+        out.append({
+            "window": week.to_dict(),
+            **{name: counts[name] for name in TREND_STAGES},
+            "cash_collected": money_value(m.cash_collected),
+            "projected_revenue": money_value(m.projected_revenue),
+            "ad_spend": money_value(spend),
+            "roas": roas(m.projected_revenue, spend),
+        })
+    return out
 
 
 def change(current: float | int | None, previous: float | int | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ docs/reports.md for each report's JSON keys and the metric definitions."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +58,7 @@ def _run(name: str, tenant: str, *, from_date: str | None, to_date: str | None, 
             out.print(f"Sent “{sent.subject}” with {sent.attachment} to {', '.join(sent.recipients)}.")
             if output is None:
                 return
-        text = run.rendered(produced, fmt)
+        text = run.rendered(produced, fmt, width=max(120, shutil.get_terminal_size((160, 24)).columns))
     finally:
         engine.dispose()
     if output is not None:

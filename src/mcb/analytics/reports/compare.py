@@ -75,16 +75,19 @@ def build_chatbot_ab(conn: Connection, tenant: Tenant, window: Window, *,
 
 def layout(data: dict[str, Any]) -> Layout:
     stages = FUNNEL_STAGES if data["report"] == "funnel-compare" else CHATBOT_STAGES
-    cols = [Column("Variant", key="variant"),
-            *(Column(metrics.STAGE_LABELS[s], "count", s) for s in stages),
-            *(Column(f"{metrics.STAGE_LABELS[s]} %", "rate", f"{s}_rate") for s in stages if s != "leads"),
-            Column("Revenue", "money", "projected_revenue"), Column("Revenue / lead", "money", "revenue_per_lead"),
-            Column("Avg order", "money", "average_order"), Column("n < 30", key="small_sample")]
-    rows = [[variant_label(r["variant"], "(untagged)"), *(r[s] for s in stages),
-             *(r[f"{s}_rate"] for s in stages if s != "leads"), r["projected_revenue"], r["revenue_per_lead"],
-             r["average_order"], "yes" if r["small_sample"] else ""] for r in data["variants"]]
+    names = [variant_label(r["variant"], "(untagged)") for r in data["variants"]]
+    counts = Table("Variants", [
+        Column("Variant", key="variant"), *(Column(metrics.STAGE_LABELS[s], "count", s) for s in stages),
+        Column("Revenue", "money", "projected_revenue"), Column("Revenue / lead", "money", "revenue_per_lead"),
+        Column("Avg order", "money", "average_order"), Column("n < 30", key="small_sample")],
+        [[n, *(r[s] for s in stages), r["projected_revenue"], r["revenue_per_lead"], r["average_order"],
+          "yes" if r["small_sample"] else ""] for n, r in zip(names, data["variants"], strict=True)])
+    rates = Table("Rates over each variant's leads", [
+        Column("Variant", key="variant"),
+        *(Column(metrics.STAGE_LABELS[s], "rate", f"{s}_rate") for s in stages if s != "leads")],
+        [[n, *(r[f"{s}_rate"] for s in stages if s != "leads")] for n, r in zip(names, data["variants"], strict=True)])
     win = Table("Winner per stage", [Column("Stage", key="stage"), Column("Winner", key="winner")],
                 [[metrics.STAGE_LABELS.get(s, "Revenue per lead"), w or "(none)"] for s, w in data["winners"].items()])
     title = "Funnel variants" if data["report"] == "funnel-compare" else "Chatbot A/B"
-    table = Table("Variants", cols, rows)
-    return Layout(title=title, subtitle=subtitle(data), tables=[table, win], notes=list(data["warnings"]), csv=table)
+    return Layout(title=title, subtitle=subtitle(data), tables=[counts, rates, win], notes=list(data["warnings"]),
+                  csv=counts)

@@ -74,7 +74,7 @@ def build(conn: Connection, tenant: Tenant, window: Window | None = None, *, ter
         **header("contact", tenant, None, include_historical=include_historical, term=term),
         "contact": {
             "id": str(c["id"]), "name": " ".join(p for p in (c["first_name"], c["last_name"]) if p) or None,
-            "emails": [e for e in (c["email_primary"], c["email_booking"], c["email_payment"]) if e],
+            "emails": list(dict.fromkeys(e for e in (c["email_primary"], c["email_booking"], c["email_payment"]) if e)),
             "phone": c["phone"], "mc_id": c["mc_id"], "ghl_id": c["ghl_id"], "ad_id": c["ad_id"],
             "source": c["source"], "stage": c["stage"], "tags": c["tags"] or {},
             "historical": bool(c["source"] and c["source"].endswith("_historical")),
