@@ -8,7 +8,7 @@ metrics, over which windows, and shapes them for the page. ``dashboard_data`` is
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -92,15 +92,11 @@ def dashboard_data(conn: Connection, tenant: Tenant, window: Window) -> dict[str
         revenue.append({"period": _period_label(period), "start": period.start.isoformat(),
                         "cash_collected": m.money_value(paid.cash_collected),
                         "projected_revenue": m.money_value(paid.projected_revenue)})
-    trend = []
-    for week in trend_window(window).weeks():
-        counts = m.stage_counts_by(conn, tenant, week, None, only=("leads", "meetings_held", "buyers"))[None]
-        paid = m.money(conn, tenant, week)
-        trend.append({"week": week.iso_week or week.start.isoformat(), "start": week.start.isoformat(),
-                      "label": _period_label(week), "leads": counts["leads"], "buyers": counts["buyers"],
-                      "meetings_held": counts["meetings_held"],
-                      "cash_collected": m.money_value(paid.cash_collected),
-                      "projected_revenue": m.money_value(paid.projected_revenue)})
+    trend = [{"week": w["window"]["iso_week"] or w["window"]["start"], "start": w["window"]["start"],
+              "label": date.fromisoformat(w["window"]["start"]).strftime("%b %-d"),
+              **{k: w[k] for k in ("leads", "meetings_held", "buyers", "cash_collected", "projected_revenue",
+                                   "ad_spend", "roas")}}
+             for w in m.weekly_trend(conn, tenant, trend_window(window))]
     return {
         "tenant": {"slug": tenant.slug, "name": tenant.name, "timezone": tenant.timezone,
                    "historical_filter": m.historical_filter(tenant)},
