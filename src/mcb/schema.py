@@ -779,7 +779,9 @@ funnel_events = Table(
         postgresql_include=["event_type", "contact_id"],
     ),
     Index("idx_funnel_events_tenant_contact_time", "tenant_id", "contact_id", "event_timestamp"),
-    Index("idx_funnel_events_tenant_type_time", "tenant_id", "event_type", "event_timestamp"),
+    # Revision 0013 replaced 0005's (tenant_id, event_type, event_timestamp) with this covering version.
+    Index("idx_funnel_events_tenant_type_time_contact", "tenant_id", "event_type", "event_timestamp",
+          postgresql_include=["contact_id"]),
 )
 
 # Each contact's earliest lead event time (revision 0013): an exact rollup of funnel_events kept by the

@@ -31,7 +31,7 @@ Definitions (docs/reports.md repeats them for operators):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import pairwise
@@ -301,11 +301,13 @@ def stage_counts_by(
     mode: Mode = "activity",
     include_historical: bool | None = None,
     only: Iterable[str] | None = None,
+    values: Iterable[str] | None = None,
 ) -> dict[str | None, dict[str, int]]:
     """Every stage metric (``STAGES``) per value of a contact ``dimension`` (``DIMENSIONS``; None: one
     group keyed None). Activity mode: distinct contacts with the stage's event in the window (leads: whose
     first lead event is in it). Cohort mode: of the window's leads, those that ever reached the stage.
-    ``only``: compute just these metrics (the others read 0), to save work on large windows."""
+    ``only``: compute just these metrics (the others read 0); ``values``: just these values of the
+    dimension — both to save work on large windows."""
     dim = _dimension(dimension, DIMENSIONS)
     wanted = set(STAGE_NAMES if only is None else only)
     unknown = wanted - set(STAGE_NAMES)
@@ -313,6 +315,9 @@ def stage_counts_by(
         raise ValueError(f"unknown stage metric(s) {sorted(unknown)}")
     types = sorted({t for name, ts in STAGES if name != "leads" and name in wanted for t in ts})
     join = "JOIN contacts c ON c.tenant_id = :t AND c.id = x.contact_id" if dimension else ""
+    if values is not None and dimension is None:
+        raise ValueError("values need a dimension")
+    restrict = f"WHERE {dim} = ANY(:vals)" if values is not None else ""
     if mode == "activity":
         stage_rows = f"""
             SELECT {_metric_case()} AS metric, e.contact_id
@@ -333,11 +338,14 @@ def stage_counts_by(
             UNION ALL
             {stage_rows}
         )
-        SELECT {dim} AS grp, x.metric, count(DISTINCT x.contact_id)
-        FROM x {join}
+        SELECT grp, metric, count(*) FROM (
+            SELECT DISTINCT {dim} AS grp, x.metric, x.contact_id
+            FROM x {join} {restrict}
+        ) d
         GROUP BY 1, 2"""
     result: dict[str | None, dict[str, int]] = {}
-    for grp, metric, count in conn.execute(text(sql), {**_params(tenant, window), "types": types}):
+    params = {**_params(tenant, window), "types": types, "vals": sorted(set(values or ()))}
+    for grp, metric, count in conn.execute(text(sql), params):
         result.setdefault(grp, _empty_counts())[metric] = int(count)
     if dimension is None and None not in result:
         result[None] = _empty_counts()
@@ -352,7 +360,7 @@ def stage_counts(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode
                            only=only)[None]
 
 
-def _stage(name: str) -> Any:
+def _stage(name: str) -> Callable[..., int]:
     def metric(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode = "activity",
                include_historical: bool | None = None) -> int:
         return stage_counts(conn, tenant, window, mode=mode, include_historical=include_historical)[name]
@@ -431,10 +439,11 @@ def contact_milestones(conn: Connection, tenant: Tenant, window: Window, *,
 
 
 def money_by(conn: Connection, tenant: Tenant, window: Window, dimension: str | None, *,
-             include_historical: bool | None = None) -> dict[str | None, Money]:
+             include_historical: bool | None = None, values: Iterable[str] | None = None) -> dict[str | None, Money]:
     """Payments of the window per value of ``dimension`` (``PAYMENT_DIMENSIONS``; contact dimensions put
-    orphan payments under None)."""
+    orphan payments under None); ``values``: just these values of the dimension."""
     dim = _dimension(dimension, PAYMENT_DIMENSIONS)
+    only_values = f"AND {dim} = ANY(:vals)" if values is not None else ""
     sql = f"""
         WITH {_hist_cte(tenant, include_historical)}
         SELECT {dim} AS grp, p.payment_category, count(*), coalesce(sum(p.amount), 0)
@@ -442,10 +451,11 @@ def money_by(conn: Connection, tenant: Tenant, window: Window, dimension: str | 
         LEFT JOIN contacts c ON c.tenant_id = :t AND c.id = p.contact_id
         WHERE p.tenant_id = :t AND p.payment_date >= :s AND p.payment_date < :e
           AND lower(p.status) <> ALL(:bad)
-          AND (p.contact_id IS NULL OR p.contact_id NOT IN (SELECT id FROM hist))
+          AND (p.contact_id IS NULL OR p.contact_id NOT IN (SELECT id FROM hist)) {only_values}
         GROUP BY 1, 2"""
     grouped: dict[str | None, dict[str, CategoryTotal]] = {}
-    rows = conn.execute(text(sql), {**_params(tenant, window), "bad": list(NOT_COLLECTED_STATUSES)})
+    rows = conn.execute(text(sql), {**_params(tenant, window), "bad": list(NOT_COLLECTED_STATUSES),
+                                    "vals": sorted(set(values or ()))})
     for grp, category, count, amount in rows:
         grouped.setdefault(grp, {})[category or "uncategorized"] = CategoryTotal(int(count), Decimal(amount))
     result = {k: Money(v) for k, v in grouped.items()}
@@ -488,16 +498,20 @@ class AdDelivery:
     days: int = 0
 
 
-def ad_delivery_by_ad(conn: Connection, tenant: Tenant, window: Window) -> dict[str, AdDelivery]:
-    """Per ad: the sum of its daily insight rows whose day is one of the window's local dates."""
-    sql = """
+def ad_delivery_by_ad(conn: Connection, tenant: Tenant, window: Window, *,
+                      ad_ids: Iterable[str] | None = None) -> dict[str, AdDelivery]:
+    """Per ad (``ad_ids``: just these): the sum of its daily insight rows whose day is one of the window's
+    local dates."""
+    only = "AND ad_id = ANY(:ids)" if ad_ids is not None else ""
+    sql = f"""
         SELECT ad_id, coalesce(sum(spend), 0), coalesce(sum(impressions), 0), coalesce(sum(clicks), 0),
                coalesce(sum(leads), 0), count(*)
         FROM meta_ad_insights
-        WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de
+        WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de {only}
         GROUP BY ad_id"""
+    params = {**_params(tenant, window), "ids": sorted(set(ad_ids or ()))}
     return {r[0]: AdDelivery(Decimal(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
-            for r in conn.execute(text(sql), _params(tenant, window))}
+            for r in conn.execute(text(sql), params)}
 
 
 def ad_spend(conn: Connection, tenant: Tenant, window: Window) -> Decimal:

@@ -46,13 +46,15 @@ def catalog(conn: Connection, tenant: Tenant, ad_ids: Iterable[str]) -> dict[str
     return {r["ad_id"]: dict(r) for r in rows}
 
 
-def ad_rows(conn: Connection, tenant: Tenant, window: Window, *,
-            include_historical: bool | None = None) -> list[dict[str, Any]]:
-    """One row per ad that spent in the window or brought a lead, meeting, buyer or payment in it."""
+def ad_rows(conn: Connection, tenant: Tenant, window: Window, *, include_historical: bool | None = None,
+            ad_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One row per ad that spent in the window or brought a lead, meeting, buyer or payment in it
+    (``ad_ids``: just these ads)."""
     kw: dict[str, Any] = {"include_historical": include_historical}
-    delivery = metrics.ad_delivery_by_ad(conn, tenant, window)
-    counts = metrics.stage_counts_by(conn, tenant, window, "ad_id", only=("leads", "meetings_held", "buyers"), **kw)
-    money = metrics.money_by(conn, tenant, window, "ad_id", **kw)
+    delivery = metrics.ad_delivery_by_ad(conn, tenant, window, ad_ids=ad_ids)
+    counts = metrics.stage_counts_by(conn, tenant, window, "ad_id", only=("leads", "meetings_held", "buyers"),
+                                     values=ad_ids, **kw)
+    money = metrics.money_by(conn, tenant, window, "ad_id", values=ad_ids, **kw)
     ids = {k for k in (*delivery, *counts, *money) if k is not None}
     info = catalog(conn, tenant, ids)
     rows: list[dict[str, Any]] = []
@@ -86,6 +88,22 @@ def top_ads(rows: list[dict[str, Any]], n: int = TOP) -> list[dict[str, Any]]:
     """The ``n`` real ads with the most meetings held (then buyers, then leads), as the weekly report shows."""
     real = [r for r in rows if is_real_ad(r["ad_id"]) and (r["meetings_held"] or r["buyers"] or r["leads"])]
     return sorted(real, key=lambda r: (-r["meetings_held"], -r["buyers"], -r["leads"], r["ad_id"]))[:n]
+
+
+def top_ads_of_window(conn: Connection, tenant: Tenant, window: Window, *, n: int = TOP,
+                      include_historical: bool | None = None) -> list[dict[str, Any]]:
+    """``top_ads(ad_rows(...))`` without computing every ad's row: the ranking's first keys (meetings held,
+    buyers) come from the few contacts with those events; only the candidates that can still make the top
+    ``n`` get their full row. Falls back to every ad when fewer than ``n`` ads have a meeting or a buyer."""
+    kw: dict[str, Any] = {"include_historical": include_historical}
+    ranked = metrics.stage_counts_by(conn, tenant, window, "ad_id", only=("meetings_held", "buyers"), **kw)
+    scored = sorted(((c["meetings_held"], c["buyers"]), ad) for ad, c in ranked.items()
+                    if ad is not None and is_real_ad(ad) and (c["meetings_held"] or c["buyers"]))
+    if len(scored) < n:
+        return top_ads(ad_rows(conn, tenant, window, **kw), n)
+    cutoff = scored[-n][0]
+    candidates = [ad for score, ad in scored if score >= cutoff]
+    return top_ads(ad_rows(conn, tenant, window, ad_ids=candidates, **kw), n)
 
 
 def build(conn: Connection, tenant: Tenant, window: Window, *,

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 
 from mcb.analytics import metrics
 from mcb.analytics.render import Column, Layout, Table, fmt
-from mcb.analytics.reports.ads import ad_rows, ad_table, top_ads
+from mcb.analytics.reports.ads import ad_table, top_ads_of_window
 from mcb.analytics.reports.common import header, stage_table, subtitle
 from mcb.analytics.window import Window
 from mcb.tenancy.tenants import Tenant
@@ -62,7 +62,7 @@ def build_weekly(conn: Connection, tenant: Tenant, window: Window, *, include_co
         **current,
         "payments": breakdown,
         "conversions": metrics.conversions(current),
-        "top_ads": top_ads(ad_rows(conn, tenant, window, **kw)),
+        "top_ads": top_ads_of_window(conn, tenant, window, **kw),
         "previous_window": previous_window.to_dict(),
         "previous": {k: previous[k] for k in WEEK_OVER_WEEK},
         "week_over_week": {k: metrics.change(current[k], previous[k]) for k in WEEK_OVER_WEEK},
@@ -90,7 +90,7 @@ def build_monthly(conn: Connection, tenant: Tenant, window: Window, *, include_c
         "payments": breakdown,
         "conversions": metrics.conversions(total),
         "weeks": weeks,
-        "top_ads": top_ads(ad_rows(conn, tenant, window, **kw)),
+        "top_ads": top_ads_of_window(conn, tenant, window, **kw),
         "csv_filename": csv_filename("Monthly", tenant, window),
     }
     if include_contacts:

@@ -11,6 +11,10 @@
 - ``idx_contacts_tenant_historical``: a partial index holding only the historical contacts (``source``
   ends in ``_historical``, the R-32 filter), so the reports read that small set without scanning the
   contacts. Built concurrently.
+- ``idx_funnel_events_tenant_type_time`` (0005) is replaced by the same key with ``INCLUDE (contact_id)``:
+  a report that needs a few event types (meetings held, buyers) reads them index-only instead of fetching
+  each event's row for its contact id. Same key, so every query that used the old index can use the new
+  one, and writes still maintain one index. Built concurrently before the old one is dropped.
 
 Revision ID: 0013
 Revises: 0011
@@ -97,11 +101,17 @@ def upgrade() -> None:
         )
         online.create_index("idx_contacts_tenant_historical", "contacts", "tenant_id, id",
                             where=r"source LIKE '%\_historical'")
+        online.create_index("idx_funnel_events_tenant_type_time_contact", "funnel_events",
+                            "tenant_id, event_type, event_timestamp) INCLUDE (contact_id")
+        online.drop_index("idx_funnel_events_tenant_type_time")
 
 
 def downgrade() -> None:
     # contact_leads holds nothing that funnel_events does not: dropping it loses no data.
     with online.steps():
+        online.create_index("idx_funnel_events_tenant_type_time", "funnel_events",
+                            "tenant_id, event_type, event_timestamp")
+        online.drop_index("idx_funnel_events_tenant_type_time_contact")
         online.drop_index("idx_contacts_tenant_historical")
         online.execute(
             """
