@@ -22,8 +22,9 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from mcb.analytics import window as windows
+from mcb.analytics.run import report_session
 from mcb.config import Settings
-from mcb.db.session import app_session, tenant_session
+from mcb.db.session import app_session
 from mcb.errors import UserError
 from mcb.tenancy import tokens as tok
 from mcb.tenancy.tenants import Tenant, UnknownTenant, get_tenant, list_tenants
@@ -160,7 +161,7 @@ def dashboard_router(settings: Settings, engine: Engine) -> APIRouter:
                                      week=params.get("week"), last=params.get("last"))
         except UserError as exc:
             return 400, {"error": str(exc), "tenant": tenant}
-        with tenant_session(engine, tenant.id) as conn:
+        with report_session(engine, tenant.id) as conn:  # the tenant's RLS session, with the reports' work_mem
             data = dashboard_data(conn, tenant, window)
         return 200, {"data": data, "tenant": tenant, "window": window}
 
