@@ -88,6 +88,19 @@ class Settings(BaseSettings):
         validation_alias="MCB_LOG_LEVEL",
         description="Log level of MCB's own messages on stderr (DEBUG, INFO, WARNING, ERROR).",
     )
+    session_key: str | None = Field(
+        default=None,
+        validation_alias="MCB_SESSION_KEY",
+        description="Key that signs dashboard session cookies (any long random string; every `mcb serve` "
+        "process of one deployment needs the same). Unset: a key file created once under MCB_HOME.",
+        repr=False,
+    )
+    session_hours: int = Field(
+        default=12,
+        ge=1,
+        validation_alias="MCB_SESSION_HOURS",
+        description="How long a dashboard login lasts before the token must be entered again.",
+    )
     smtp_url: str | None = Field(
         default=None,
         validation_alias="MCB_SMTP_URL",
@@ -122,6 +135,10 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.home_dir / "secret.key"
+
+    @property
+    def session_key_file(self) -> Path:
+        return self.home_dir / "session.key"
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mcb.cli import db as db_commands
+from mcb.cli import imports as import_commands
 from mcb.cli import integrations as integration_commands
 from mcb.cli import meta as meta_commands
 from mcb.cli import report as report_commands
@@ -34,6 +35,7 @@ app.add_typer(token_commands.app, name="tokens")
 app.add_typer(webhook_commands.app, name="webhooks")
 app.add_typer(webhook_commands.payments_app, name="payments")
 app.add_typer(meta_commands.app, name="meta")
+app.add_typer(import_commands.app, name="import")
 app.add_typer(report_commands.app, name="report")
 app.command()(serve_commands.serve)
 app.command()(serve_commands.worker)

@@ -31,11 +31,13 @@ def serve(
     sync_at: Annotated[str, typer.Option(
         "--sync-at", help="With --schedule: the time of day of the Meta sync, HH:MM in UTC.")] = "06:00",
 ) -> None:
-    """Receive every platform's webhooks for every tenant, store them durably, and process them."""
+    """Receive every platform's webhooks for every tenant, store them durably, and process them; serve the
+    dashboard at /t/<tenant>/ (token login)."""
     import uvicorn
 
     from mcb.db.session import admin_session
     from mcb.ingest.app import create_app
+    from mcb.web.routes import dashboard_router
 
     settings = get_settings()
     url = database_url(settings)
@@ -61,9 +63,11 @@ def serve(
         out.print(f"Meta Ads sync daily at {at:%H:%M} UTC (tenants with a meta integration: {synced})")
     for thread in threads:
         thread.start()
+    app = create_app(settings, admin_engine, app_engine, url)
+    app.include_router(dashboard_router(settings, app_engine))
+    out.print(f"Dashboard: http://{host}:{port}/t/<tenant>/  (log in with a token from `mcb tokens create`)")
     try:
-        uvicorn.run(create_app(settings, admin_engine, app_engine, url), host=host, port=port,
-                    log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
         for thread in threads:
             thread.stop()

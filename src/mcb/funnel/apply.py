@@ -265,7 +265,7 @@ def _lead_event(n: Normalized, contact: dict[str, Any], at: datetime, created: b
 
 
 def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], source: str,
-                   events: list[tuple[str, FunnelEvent]]) -> int:
+                   events: list[tuple[str, FunnelEvent]], created_by: str = "webhook") -> int:
     """Append the events; returns how many are new. An event whose key exists keeps the earliest
     evidence of it (time, data, tags), so the history does not depend on delivery order."""
     created = 0
@@ -275,7 +275,7 @@ def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], s
             text(
                 "INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, "
                 "source_event_id, event_data, contact_snapshot, tags, created_by) VALUES "
-                "(:t, :c, :type, :at, :source, :key, :data, :snap, :tags, 'webhook') "
+                "(:t, :c, :type, :at, :source, :key, :data, :snap, :tags, :by) "
                 "ON CONFLICT (tenant_id, source, source_event_id) DO UPDATE SET "
                 "event_timestamp = EXCLUDED.event_timestamp, event_data = EXCLUDED.event_data, tags = EXCLUDED.tags "
                 "WHERE EXCLUDED.event_timestamp < funnel_events.event_timestamp "
@@ -287,14 +287,16 @@ def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], s
                 "t": tenant_id, "c": contact["id"], "type": event.event_type, "at": event.occurred_at,
                 "source": event_source or source, "key": event.source_event_id,
                 "data": Jsonb(json.loads(json.dumps(event.data, default=str))), "snap": snapshot,
-                "tags": Jsonb(event.tags),
+                "tags": Jsonb(event.tags), "by": created_by,
             },
         ).scalar() is True
     return created
 
 
-def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at: datetime) -> ApplyResult:
-    """Apply one normalized delivery for one tenant. ``conn`` is a tenant session's connection."""
+def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at: datetime,
+                created_by: str = "webhook") -> ApplyResult:
+    """Apply one normalized delivery for one tenant. ``conn`` is a tenant session's connection;
+    ``created_by`` names the path on the events it appends (``webhook``, ``import``)."""
     if n.skip_reason:
         return ApplyResult("skipped", detail=n.skip_reason)
     facts = n.contact
@@ -342,7 +344,7 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
         contact = _update_contact(conn, contact, _merge(contact, ContactFacts(), at,
                                                         [e.stage for _, e in payment_events]))
     events += payment_events
-    created_events = _insert_events(conn, tenant_id, contact, n.source, events)
+    created_events = _insert_events(conn, tenant_id, contact, n.source, events, created_by)
     return ApplyResult(
         "processed",
         contact_id=contact["id"],

@@ -12,7 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-Source = Literal["manychat", "ghl", "stripe", "denefits", "perspective"]
+# "system": MCB itself, e.g. a historical import (the funnel_events source check allows it).
+Source = Literal["manychat", "ghl", "stripe", "denefits", "perspective", "system"]
 
 # Identity fields of a contact: matched on, filled when empty, never cleared.
 IDENTITY_FIELDS: tuple[str, ...] = (

@@ -111,5 +111,15 @@ def authenticate(conn: Connection, token: str) -> ApiToken | None:
     return ApiToken(*row)
 
 
+def active_token(conn: Connection, token_id: UUID, token_hash_prefix: str) -> ApiToken | None:
+    """The active token with this id whose hash starts with ``token_hash_prefix`` (a dashboard session
+    names its token this way, never by the token itself), or None once it is revoked."""
+    row = conn.execute(
+        text(f"{_SELECT} WHERE k.id = :id AND k.revoked_at IS NULL AND left(k.token_hash, :n) = :p"),
+        {"id": token_id, "n": len(token_hash_prefix), "p": token_hash_prefix},
+    ).first()
+    return ApiToken(*row) if row is not None and token_hash_prefix else None
+
+
 def can_access(token: ApiToken, tenant_id: UUID) -> bool:
     return token.is_admin or token.tenant_id == tenant_id
