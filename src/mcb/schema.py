@@ -830,6 +830,21 @@ contact_leads = Table(
     comment="Exact rollup: each contact's earliest lead event time (kept by a trigger on funnel_events)",
 )
 
+# Every contact's e-mail addresses, lower-cased (revision 0014), kept exact by the trigger
+# contacts_track_emails: contact matching probes this primary key, because under Row Level Security an
+# index on lower(email) cannot be used (lower() is not leakproof).
+contact_emails = Table(
+    "contact_emails",
+    metadata,
+    Column("tenant_id", UUID, nullable=False),
+    Column("email", TEXT, nullable=False),
+    Column("contact_id", UUID, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "email", "contact_id", name="contact_emails_pkey"),
+    _tenant_fk("contact_emails"),
+    _contact_fk("contact_emails", ondelete="CASCADE"),
+    comment="Each contact's e-mail addresses, lower-cased (kept by a trigger on contacts)",
+)
+
 # A tenant's chatbot prompts and flows; at most one active default and one active config per A/B value.
 chatbot_configs = Table(
     "chatbot_configs",

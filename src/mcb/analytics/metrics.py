@@ -596,8 +596,11 @@ def contact_quality(conn: Connection, tenant: Tenant, window: Window, *,
                count(*) FILTER (WHERE c.mc_id IS NULL AND c.ghl_id IS NULL),
                count(*) FILTER (WHERE c.email_primary IS NOT NULL),
                count(*) FILTER (WHERE c.email_primary IS NOT NULL AND EXISTS (
-                   SELECT 1 FROM contacts d WHERE d.tenant_id = :t AND d.email_primary IS NOT NULL
-                     AND lower(d.email_primary) = lower(c.email_primary) AND d.id <> c.id))
+                   -- contact_emails, not lower(d.email_primary): under RLS only a leakproof comparison
+                   -- can use an index, and lower() is not leakproof (revision 0014).
+                   SELECT 1 FROM contact_emails e JOIN contacts d ON d.tenant_id = :t AND d.id = e.contact_id
+                   WHERE e.tenant_id = :t AND e.email = lower(c.email_primary) AND e.contact_id <> c.id
+                     AND lower(d.email_primary) = e.email))
         FROM leads l JOIN contacts c ON c.tenant_id = :t AND c.id = l.contact_id"""
     row = conn.execute(text(sql), _params(tenant, window)).one()
     return ContactQuality(*(int(v) for v in row))

@@ -82,19 +82,22 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
     """The contact this event is about, or None. Tenant-scoped; oldest first among several matches."""
     for key in match_by:
         if key == "email":
-            emails = facts.emails()
+            emails = sorted({e.strip().lower() for e in facts.emails()})
             if not emails:
                 continue
-            where = ("(lower(email_primary) = ANY(:v) OR lower(email_booking) = ANY(:v) "
-                     "OR lower(email_payment) = ANY(:v))")
+            # contact_emails holds every contact's addresses lower-cased (revision 0014): under RLS only a
+            # leakproof comparison such as this one can use an index; lower(email_*) = ... cannot.
+            candidates = "SELECT contact_id FROM contact_emails WHERE tenant_id = :t AND email = ANY(:v)"
             value: Any = emails
         else:
             value = getattr(facts, key)
             if value is None:
                 continue
-            where = f"{key} = :v"
+            candidates = f"SELECT id FROM contacts WHERE tenant_id = :t AND {key} = :v"
+        # The candidates are found first, by their index, then ordered: given ORDER BY created_at LIMIT, the
+        # planner would otherwise walk the whole tenant in created_at order looking for them.
         rows = conn.execute(
-            text(f"SELECT * FROM contacts WHERE tenant_id = :t AND {where} "
+            text(f"SELECT * FROM contacts WHERE tenant_id = :t AND id = ANY(ARRAY({candidates})) "
                  "ORDER BY created_at NULLS LAST, id LIMIT 20 FOR UPDATE"),
             {"t": tenant_id, "v": value},
         ).mappings().all()
