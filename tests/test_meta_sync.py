@@ -389,3 +389,22 @@ def test_an_ad_meta_no_longer_lists_is_marked_inactive(
     assert rows(head_url, "SELECT ad_id, is_active, effective_status FROM meta_ads WHERE tenant_id = %s "
                 "ORDER BY ad_id", PPCU) == [("111000001", False, "ACTIVE"), ("111000002", False, "PAUSED"),
                                             ("111000003", False, "DELETED")]
+
+
+def test_downgrade_refuses_to_drop_synced_data(
+    head_url: str, env: tuple[Engine, Engine, Settings], fake: FakeGraph
+) -> None:
+    from mcb.errors import DowngradeRefused
+    from mcb.migrate import runner
+
+    admin, app, settings = env
+    fake.add(small_account())
+    connect(admin, settings, PPCU, PPCU_TOKEN, "act_111")
+    sync_tenant(app, settings, "ppcu", since=D1, until=D2, client_factory=fast_client(Sleeps()))
+    with pytest.raises(DowngradeRefused) as refused:
+        runner.downgrade_single_tenant(admin, head_url, settings=settings, make_backup=False)
+    message = str(refused.value)
+    assert "sync_runs holds 1 row(s)" in message
+    assert "meta_ad_insights.synced_at holds 4 value(s)" in message
+    assert "meta_ads.campaign_name holds 3 value(s)" in message
+    assert rows(head_url, "SELECT count(*) FROM sync_runs") == [(1,)]

@@ -53,9 +53,13 @@ class RichPhases:
             self.done += n
             self.progress.advance(self.task, n)
 
+    def finish(self) -> None:
+        self._close()
+
     def _close(self) -> None:
-        if self.task is not None and self.progress.tasks[self.task].total is None:
-            self.progress.update(self.task, total=self.done)  # a phase of unknown size ends full
+        task = next((t for t in self.progress.tasks if t.id == self.task), None)
+        if task is not None and task.total is None:
+            self.progress.update(task.id, total=self.done)  # a phase of unknown size ends full
 
 
 def _progress(as_json: bool) -> Progress:

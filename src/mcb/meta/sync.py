@@ -82,12 +82,17 @@ class Progress(Protocol):
 
     def advance(self, n: int = 1) -> None: ...
 
+    def finish(self) -> None: ...
+
 
 class NoProgress:
     def phase(self, name: str, total: int | None = None) -> None:
         log.info("meta sync: %s", name)
 
     def advance(self, n: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
         pass
 
 
@@ -259,6 +264,7 @@ def sync_tenant(
         summary.error = f"The Meta sync of tenant {slug} stopped on an internal error ({type(exc).__name__})."
         raise
     finally:
+        progress.finish()
         client.close()
         summary.api_calls, summary.retries = client.calls, client.retries
         summary.throttle_pauses = len(client.budget.pauses)

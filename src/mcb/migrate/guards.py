@@ -16,7 +16,7 @@ from mcb.migrate.legacy import LEGACY_TABLES
 Query = Callable[[str], list[tuple[Any, ...]]]
 
 # Tables created after 0001 that hold data MCB itself writes.
-MCB_DATA_TABLES: tuple[str, ...] = ("chatbot_configs", "conversation_threads", "meta_capi_events")
+MCB_DATA_TABLES: tuple[str, ...] = ("chatbot_configs", "conversation_threads", "meta_capi_events", "sync_runs")
 
 # Columns added after 0001 whose values a downgrade would drop.
 NEW_VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -29,6 +29,11 @@ NEW_VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("contacts", "field_times", "field_times <> '{}'::jsonb"),
     ("meta_ads", "spend_28d", "spend_28d IS NOT NULL"),
     ("meta_ad_insights", "spend_28d", "spend_28d IS NOT NULL"),
+    ("meta_ads", "campaign_name", "campaign_name IS NOT NULL"),
+    ("meta_ads", "adset_name", "adset_name IS NOT NULL"),
+    ("meta_ad_insights", "link_clicks", "link_clicks IS NOT NULL"),
+    ("meta_ad_insights", "landing_page_views", "landing_page_views IS NOT NULL"),
+    ("meta_ad_insights", "synced_at", "synced_at IS NOT NULL"),
 )
 
 
