@@ -318,6 +318,7 @@ def stage_counts_by(
     if values is not None and dimension is None:
         raise ValueError("values need a dimension")
     restrict = f"WHERE {dim} = ANY(:vals)" if values is not None else ""
+    restrict_leads = f"{restrict or 'WHERE true'} AND {'true' if 'leads' in wanted else 'false'}"
     if mode == "activity":
         stage_rows = f"""
             SELECT {_metric_case()} AS metric, e.contact_id
@@ -333,12 +334,13 @@ def stage_counts_by(
         raise ValueError(f"unknown mode {mode!r}")
     sql = f"""
         WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE},
-        x AS (
-            SELECT 'leads' AS metric, contact_id FROM leads WHERE {'true' if 'leads' in wanted else 'false'}
-            UNION ALL
-            {stage_rows}
+        x AS ({stage_rows}
         )
         SELECT grp, metric, count(*) FROM (
+            -- a contact has one row in contact_leads: its leads need no DISTINCT
+            SELECT {dim} AS grp, 'leads' AS metric, x.contact_id
+            FROM leads x {join} {restrict_leads}
+            UNION ALL
             SELECT DISTINCT {dim} AS grp, x.metric, x.contact_id
             FROM x {join} {restrict}
         ) d
