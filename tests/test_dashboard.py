@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import text
 
 from mcb.db.engine import make_engine
 from mcb.db.session import admin_session, tenant_session
@@ -310,6 +311,12 @@ def test_login_failures_sessions_and_headers(site: Site) -> None:
     assert "The window ends (2026-11-02) before it starts (2026-11-15)." in bad_range.text
     bad_date = site.get("/t/ppcu/?from=yesterday", cookies={"mcb_session": session})
     assert bad_date.status_code == 400 and "is not a date; write it as YYYY-MM-DD." in bad_date.text
+
+    # a deactivated tenant's sessions stop at once, and work again when it is reactivated
+    for active, status in ((False, 303), (True, 200)):
+        with admin_session(make_engine(site.db)) as conn:
+            conn.execute(text("UPDATE tenants SET is_active = :a WHERE id = :t"), {"a": active, "t": PPCU})
+        assert site.get(f"/t/ppcu/?{RANGE}", cookies={"mcb_session": session}).status_code == status
 
     with admin_session(make_engine(site.db)) as conn:
         tok.revoke_token(conn, site.tokens["ppcu-revoke"][:10])

@@ -113,9 +113,11 @@ def authenticate(conn: Connection, token: str) -> ApiToken | None:
 
 def active_token(conn: Connection, token_id: UUID, token_hash_prefix: str) -> ApiToken | None:
     """The active token with this id whose hash starts with ``token_hash_prefix`` (a dashboard session
-    names its token this way, never by the token itself), or None once it is revoked."""
+    names its token this way, never by the token itself), or None once it is revoked or its tenant is
+    deactivated."""
     row = conn.execute(
-        text(f"{_SELECT} WHERE k.id = :id AND k.revoked_at IS NULL AND left(k.token_hash, :n) = :p"),
+        text(f"{_SELECT} WHERE k.id = :id AND k.revoked_at IS NULL AND left(k.token_hash, :n) = :p "
+             "AND (k.tenant_id IS NULL OR t.is_active)"),
         {"id": token_id, "n": len(token_hash_prefix), "p": token_hash_prefix},
     ).first()
     return ApiToken(*row) if row is not None and token_hash_prefix else None
