@@ -212,9 +212,9 @@ def load(db: Database, scale: float) -> dict[str, Any]:
                              "'ad_' || a, (ARRAY['strength', 'confidence', 'pain relief'])[1 + a %% 3] "
                              "FROM generate_series(1, %(a)s) a", {"t": tenant, "a": ads})
                 conn.execute("""
-                    INSERT INTO meta_ad_insights (tenant_id, ad_id, snapshot_date, spend, impressions, clicks)
+                    INSERT INTO meta_ad_insights (tenant_id, ad_id, snapshot_date, spend, impressions, clicks, synced_at)
                     SELECT %(t)s, 'ad_' || a, %(end)s::date - d, round((random() * 40)::numeric, 2),
-                           (random() * 3000)::int, (random() * 60)::int
+                           (random() * 3000)::int, (random() * 60)::int, now()
                     FROM generate_series(1, %(a)s) a CROSS JOIN generate_series(0, %(days)s - 1) d""",
                              {"t": tenant, "a": ads, "end": END, "days": DAYS})
         with step("contact_leads rebuilt (the load bypassed its trigger)", times):

@@ -86,5 +86,5 @@ def insight(conn: Connection, tenant: UUID, ad_id: str, day: date, spend: str, *
         conn.execute(text("INSERT INTO meta_ad_creatives (tenant_id, ad_id, transformation_theme) "
                           "VALUES (:t, :a, :th) ON CONFLICT (tenant_id, ad_id) DO NOTHING"),
                      {"t": tenant, "a": ad_id, "th": theme})
-    conn.execute(text("INSERT INTO meta_ad_insights (tenant_id, ad_id, snapshot_date, spend) "
-                      "VALUES (:t, :a, :d, :s)"), {"t": tenant, "a": ad_id, "d": day, "s": Decimal(spend)})
+    conn.execute(text("INSERT INTO meta_ad_insights (tenant_id, ad_id, snapshot_date, spend, synced_at) "
+                      "VALUES (:t, :a, :d, :s, now())"), {"t": tenant, "a": ad_id, "d": day, "s": Decimal(spend)})

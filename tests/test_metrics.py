@@ -196,6 +196,12 @@ def test_money_refunds_reduce_cash_and_recurring_is_cash_only(engine: Engine) ->
 
 
 def test_ad_spend_is_a_sum_of_the_windows_days(engine: Engine) -> None:
+    # The original's own row: a rolling 7-day total (no synced_at). Summing those is R-34's over-count.
+    with tenant_session(engine, tenant(engine, "ppcu").id) as conn:
+        conn.execute(text("INSERT INTO meta_ads (tenant_id, ad_id) VALUES (:t, 'ad_legacy')"),
+                     {"t": tenant(engine, "ppcu").id})
+        conn.execute(text("INSERT INTO meta_ad_insights (tenant_id, ad_id, snapshot_date, spend) "
+                          "VALUES (:t, 'ad_legacy', DATE '2025-11-05', 350)"), {"t": tenant(engine, "ppcu").id})
     assert run(engine, metrics.ad_spend) == Decimal("75")  # ad_1's 50 + 25; ad_2's days are outside
     assert run(engine, metrics.ad_spend, W44) == Decimal("111")
     delivery = run(engine, metrics.ad_delivery_by_ad)

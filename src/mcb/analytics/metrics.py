@@ -22,7 +22,9 @@ Definitions (docs/reports.md repeats them for operators):
   recurring + refunds (refund rows carry negative amounts); projected revenue = full_purchase +
   payment_plan + downpayment + refunds (Decision 2); refunds = the refunded total as a positive number.
 - **Ad spend** is the sum of the daily ``meta_ad_insights`` rows whose ``snapshot_date`` (the insight's
-  day) is one of the window's local dates (Decision 1, R-34).
+  day) is one of the window's local dates (Decision 1, R-34). Only rows written by MCB's daily sync
+  (``synced_at`` set) count: the original's rows are rolling 7-day totals, and summing them is the
+  over-count of R-34. A tenant's history before MCB comes back with ``mcb meta sync --since``.
 - **The historical filter** (R-32) is the tenant setting ``config.historical_filter`` (default on). When
   on, contacts whose ``source`` ends in ``_historical`` are left out of every contact count, and their
   payments out of every money figure; orphan payments (no contact yet) always count. A historical contact
@@ -509,7 +511,7 @@ def ad_delivery_by_ad(conn: Connection, tenant: Tenant, window: Window, *,
         SELECT ad_id, coalesce(sum(spend), 0), coalesce(sum(impressions), 0), coalesce(sum(clicks), 0),
                coalesce(sum(leads), 0), count(*)
         FROM meta_ad_insights
-        WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de {only}
+        WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de AND synced_at IS NOT NULL {only}
         GROUP BY ad_id"""
     params = {**_params(tenant, window), "ids": sorted(set(ad_ids or ()))}
     return {r[0]: AdDelivery(Decimal(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
@@ -519,14 +521,15 @@ def ad_delivery_by_ad(conn: Connection, tenant: Tenant, window: Window, *,
 def ad_spend(conn: Connection, tenant: Tenant, window: Window) -> Decimal:
     """Σ spend of the daily insight rows whose day is in the window (never a rolling snapshot, R-34)."""
     sql = """SELECT coalesce(sum(spend), 0) FROM meta_ad_insights
-             WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de"""
+             WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de AND synced_at IS NOT NULL"""
     return Decimal(conn.execute(text(sql), _params(tenant, window)).scalar_one())
 
 
 def ad_spend_by_day(conn: Connection, tenant: Tenant, window: Window) -> dict[Any, Decimal]:
     """Σ spend per local date of the window (dates without rows are absent)."""
     sql = """SELECT snapshot_date, coalesce(sum(spend), 0) FROM meta_ad_insights
-             WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de GROUP BY 1 ORDER BY 1"""
+             WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de AND synced_at IS NOT NULL
+             GROUP BY 1 ORDER BY 1"""
     return {r[0]: Decimal(r[1]) for r in conn.execute(text(sql), _params(tenant, window))}
 
 
