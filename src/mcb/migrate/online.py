@@ -479,6 +479,37 @@ def keyset_backfill(
     reporter().step_done(f"backfill {name}: {done} rows written", time.monotonic() - started)
 
 
+TENANT_EXPR = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
+ADMIN_EXPR = "current_setting('mcb.admin', true) = 'on'"
+HOSTED_API_ROLES = ("anon", "authenticated")
+
+
+def tenant_table_security(table: str, *, privileges: str = "SELECT, INSERT, UPDATE, DELETE") -> str:
+    """The SQL that puts a table a revision creates under tenant isolation, as 0009 did for the first
+    ones: ``privileges`` for the runtime role ``mcb_app``, Row Level Security enabled and forced with the
+    tenant policy and the owner's ``mcb.admin`` policy, and nothing for a hosted database's public API
+    roles (as 0011). Meant to follow the CREATE TABLE in the same ``execute``, so both land together."""
+    roles = ", ".join(f"'{r}'" for r in HOSTED_API_ROLES)
+    return f"""
+        GRANT {privileges} ON {table} TO mcb_app;
+        ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+        DROP POLICY IF EXISTS tenant_isolation ON {table};
+        CREATE POLICY tenant_isolation ON {table} USING (tenant_id = {TENANT_EXPR})
+            WITH CHECK (tenant_id = {TENANT_EXPR});
+        DROP POLICY IF EXISTS owner_admin ON {table};
+        CREATE POLICY owner_admin ON {table} TO CURRENT_USER USING ({ADMIN_EXPR}) WITH CHECK ({ADMIN_EXPR});
+        DO $$
+        DECLARE r text;
+        BEGIN
+            FOR r IN SELECT rolname FROM pg_roles WHERE rolname IN ({roles}) LOOP
+                EXECUTE format('REVOKE ALL ON {table} FROM %I', r);
+            END LOOP;
+        END
+        $$
+    """
+
+
 def run_sql_file(name: str, *, step: str | None = None) -> None:
     """Run a whole SQL file as one implicit transaction (all or nothing)."""
     execute(read_sql(name), step=step or name)

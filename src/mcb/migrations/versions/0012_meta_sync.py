@@ -34,7 +34,7 @@ def upgrade() -> None:
         for table, column, definition in NEW_COLUMNS:
             online.add_column(table, column, definition)
         online.execute(
-            """
+            f"""
             CREATE TABLE IF NOT EXISTS sync_runs (
                 id BIGSERIAL PRIMARY KEY,
                 tenant_id UUID NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
@@ -56,34 +56,10 @@ def upgrade() -> None:
             );
             CREATE INDEX IF NOT EXISTS idx_sync_runs_tenant_provider_started
                 ON sync_runs (tenant_id, provider, started_at);
-            GRANT SELECT, INSERT, UPDATE, DELETE ON sync_runs TO mcb_app;
             GRANT USAGE, SELECT ON SEQUENCE sync_runs_id_seq TO mcb_app;
-            ALTER TABLE sync_runs ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE sync_runs FORCE ROW LEVEL SECURITY;
-            DROP POLICY IF EXISTS tenant_isolation ON sync_runs;
-            CREATE POLICY tenant_isolation ON sync_runs
-                USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
-                WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
-            DROP POLICY IF EXISTS owner_admin ON sync_runs;
-            CREATE POLICY owner_admin ON sync_runs TO CURRENT_USER
-                USING (current_setting('mcb.admin', true) = 'on')
-                WITH CHECK (current_setting('mcb.admin', true) = 'on')
+            {online.tenant_table_security("sync_runs")}
             """,
             step="create sync_runs (tenant-scoped, RLS)",
-        )
-        # As 0011 does for MCB's other tables: a hosted database's public API roles get nothing.
-        online.execute(
-            """
-            DO $$
-            DECLARE r text;
-            BEGIN
-                FOR r IN SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated') LOOP
-                    EXECUTE format('REVOKE ALL ON sync_runs FROM %I', r);
-                END LOOP;
-            END
-            $$
-            """,
-            step="revoke sync_runs from hosted API roles (anon, authenticated) where they exist",
         )
 
 

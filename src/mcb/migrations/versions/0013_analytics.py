@@ -27,15 +27,10 @@ down_revision: str | None = "0012"
 branch_labels = None
 depends_on = None
 
-APP_ROLE = "mcb_app"
-TENANT_EXPR = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
-ADMIN_EXPR = "current_setting('mcb.admin', true) = 'on'"
-HOSTED_API_ROLES = ("anon", "authenticated")
 LEAD_EVENTS = "('contact_subscribed', 'contact_created')"
 
 
 def upgrade() -> None:
-    roles = ", ".join(f"'{r}'" for r in HOSTED_API_ROLES)
     with online.steps():
         online.execute(
             f"""
@@ -51,22 +46,7 @@ def upgrade() -> None:
             CREATE INDEX IF NOT EXISTS idx_contact_leads_tenant_lead_at ON contact_leads (tenant_id, lead_at)
                 INCLUDE (contact_id);
             COMMENT ON TABLE contact_leads IS 'Exact rollup: each contact''s earliest lead event time (kept by a trigger on funnel_events)';
-            GRANT SELECT, INSERT, UPDATE, DELETE ON contact_leads TO {APP_ROLE};
-            ALTER TABLE contact_leads ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE contact_leads FORCE ROW LEVEL SECURITY;
-            DROP POLICY IF EXISTS tenant_isolation ON contact_leads;
-            CREATE POLICY tenant_isolation ON contact_leads USING (tenant_id = {TENANT_EXPR})
-                WITH CHECK (tenant_id = {TENANT_EXPR});
-            DROP POLICY IF EXISTS owner_admin ON contact_leads;
-            CREATE POLICY owner_admin ON contact_leads TO CURRENT_USER USING ({ADMIN_EXPR}) WITH CHECK ({ADMIN_EXPR});
-            DO $$
-            DECLARE r text;
-            BEGIN
-                FOR r IN SELECT rolname FROM pg_roles WHERE rolname IN ({roles}) LOOP
-                    EXECUTE format('REVOKE ALL ON contact_leads FROM %I', r);
-                END LOOP;
-            END
-            $$
+            {online.tenant_table_security("contact_leads")}
             """,
             step="create contact_leads (tenant-scoped, RLS)",
         )

@@ -28,10 +28,6 @@ down_revision: str | None = "0013"
 branch_labels = None
 depends_on = None
 
-APP_ROLE = "mcb_app"
-TENANT_EXPR = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
-ADMIN_EXPR = "current_setting('mcb.admin', true) = 'on'"
-HOSTED_API_ROLES = ("anon", "authenticated")
 
 EMAILS = "ARRAY[{p}.email_primary, {p}.email_booking, {p}.email_payment]"
 
@@ -46,7 +42,6 @@ ON CONFLICT DO NOTHING
 
 
 def upgrade() -> None:
-    roles = ", ".join(f"'{r}'" for r in HOSTED_API_ROLES)
     with online.steps():
         online.execute(
             f"""
@@ -60,22 +55,7 @@ def upgrade() -> None:
                     REFERENCES contacts (tenant_id, id) ON DELETE CASCADE
             );
             COMMENT ON TABLE contact_emails IS 'Each contact''s e-mail addresses, lower-cased (kept by a trigger on contacts)';
-            GRANT SELECT, INSERT, UPDATE, DELETE ON contact_emails TO {APP_ROLE};
-            ALTER TABLE contact_emails ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE contact_emails FORCE ROW LEVEL SECURITY;
-            DROP POLICY IF EXISTS tenant_isolation ON contact_emails;
-            CREATE POLICY tenant_isolation ON contact_emails USING (tenant_id = {TENANT_EXPR})
-                WITH CHECK (tenant_id = {TENANT_EXPR});
-            DROP POLICY IF EXISTS owner_admin ON contact_emails;
-            CREATE POLICY owner_admin ON contact_emails TO CURRENT_USER USING ({ADMIN_EXPR}) WITH CHECK ({ADMIN_EXPR});
-            DO $$
-            DECLARE r text;
-            BEGIN
-                FOR r IN SELECT rolname FROM pg_roles WHERE rolname IN ({roles}) LOOP
-                    EXECUTE format('REVOKE ALL ON contact_emails FROM %I', r);
-                END LOOP;
-            END
-            $$
+            {online.tenant_table_security("contact_emails")}
             """,
             step="create contact_emails (tenant-scoped, RLS)",
         )
