@@ -502,6 +502,11 @@ class AdDelivery:
     days: int = 0
 
 
+# The insight rows a window's spend sums: the tenant's daily rows (written by MCB's sync, R-34) whose day
+# is one of the window's local dates. Every spend and delivery figure reads exactly these rows.
+_DAILY_INSIGHTS = "tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de AND synced_at IS NOT NULL"
+
+
 def ad_delivery_by_ad(conn: Connection, tenant: Tenant, window: Window, *,
                       ad_ids: Iterable[str] | None = None) -> dict[str, AdDelivery]:
     """Per ad (``ad_ids``: just these): the sum of its daily insight rows whose day is one of the window's
@@ -511,7 +516,7 @@ def ad_delivery_by_ad(conn: Connection, tenant: Tenant, window: Window, *,
         SELECT ad_id, coalesce(sum(spend), 0), coalesce(sum(impressions), 0), coalesce(sum(clicks), 0),
                coalesce(sum(leads), 0), count(*)
         FROM meta_ad_insights
-        WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de AND synced_at IS NOT NULL {only}
+        WHERE {_DAILY_INSIGHTS} {only}
         GROUP BY ad_id"""
     params = {**_params(tenant, window), "ids": sorted(set(ad_ids or ()))}
     return {r[0]: AdDelivery(Decimal(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
@@ -520,15 +525,15 @@ def ad_delivery_by_ad(conn: Connection, tenant: Tenant, window: Window, *,
 
 def ad_spend(conn: Connection, tenant: Tenant, window: Window) -> Decimal:
     """Σ spend of the daily insight rows whose day is in the window (never a rolling snapshot, R-34)."""
-    sql = """SELECT coalesce(sum(spend), 0) FROM meta_ad_insights
-             WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de AND synced_at IS NOT NULL"""
+    sql = f"""SELECT coalesce(sum(spend), 0) FROM meta_ad_insights
+             WHERE {_DAILY_INSIGHTS}"""
     return Decimal(conn.execute(text(sql), _params(tenant, window)).scalar_one())
 
 
 def ad_spend_by_day(conn: Connection, tenant: Tenant, window: Window) -> dict[Any, Decimal]:
     """Σ spend per local date of the window (dates without rows are absent)."""
-    sql = """SELECT snapshot_date, coalesce(sum(spend), 0) FROM meta_ad_insights
-             WHERE tenant_id = :t AND snapshot_date >= :ds AND snapshot_date <= :de AND synced_at IS NOT NULL
+    sql = f"""SELECT snapshot_date, coalesce(sum(spend), 0) FROM meta_ad_insights
+             WHERE {_DAILY_INSIGHTS}
              GROUP BY 1 ORDER BY 1"""
     return {r[0]: Decimal(r[1]) for r in conn.execute(text(sql), _params(tenant, window))}
 

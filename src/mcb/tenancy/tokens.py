@@ -47,6 +47,8 @@ _SELECT = (
     "SELECT k.id, k.tenant_id, t.slug, k.name, k.token_prefix, k.created_at, k.last_used_at, k.revoked_at "
     "FROM api_tokens k LEFT JOIN tenants t ON t.id = k.tenant_id"
 )
+# A token that can be used: not revoked, and (a tenant token) its tenant not disabled.
+_USABLE = "k.revoked_at IS NULL AND (k.tenant_id IS NULL OR t.is_active)"
 
 
 def create_token(conn: Connection, tenant_id: UUID | None, name: str) -> tuple[str, ApiToken]:
@@ -102,7 +104,7 @@ def authenticate(conn: Connection, token: str) -> ApiToken | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = conn.execute(
-        text(f"{_SELECT} WHERE k.token_hash = :h AND k.revoked_at IS NULL AND (k.tenant_id IS NULL OR t.is_active)"),
+        text(f"{_SELECT} WHERE k.token_hash = :h AND {_USABLE}"),
         {"h": hash_token(token)},
     ).first()
     if row is None:
@@ -116,8 +118,7 @@ def active_token(conn: Connection, token_id: UUID, token_hash_prefix: str) -> Ap
     names its token this way, never by the token itself), or None once it is revoked or its tenant is
     deactivated."""
     row = conn.execute(
-        text(f"{_SELECT} WHERE k.id = :id AND k.revoked_at IS NULL AND left(k.token_hash, :n) = :p "
-             "AND (k.tenant_id IS NULL OR t.is_active)"),
+        text(f"{_SELECT} WHERE k.id = :id AND left(k.token_hash, :n) = :p AND {_USABLE}"),
         {"id": token_id, "n": len(token_hash_prefix), "p": token_hash_prefix},
     ).first()
     return ApiToken(*row) if row is not None and token_hash_prefix else None
