@@ -28,8 +28,9 @@ APP_ROLE = "mcb_app"
 def tenant_session(engine: Engine, tenant_id: UUID | str) -> Iterator[Connection]:
     """A transaction in which only ``tenant_id``'s rows exist. Commits on success, rolls back on error."""
     with engine.begin() as conn:
-        conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
-        conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(UUID(str(tenant_id)))})
+        # One round trip: set_config('role', …, true) is SET LOCAL ROLE.
+        conn.execute(text(f"SELECT set_config('role', '{APP_ROLE}', true), set_config('app.tenant_id', :t, true)"),
+                     {"t": str(UUID(str(tenant_id)))})
         yield conn
 
 

@@ -40,6 +40,11 @@ STRONG_IDS = ("mc_id", "ghl_id")
 # The time recorded for a default (not evidence): later than any real time, so any evidence replaces it.
 WEAK = "9999-12-31T23:59:59+00:00"
 LEAD_EVENTS = ("contact_subscribed", "contact_created")
+# The contact columns this module reads and writes (a contact has many more, mostly the original's
+# deprecated ones): fetching only these keeps every statement's result small.
+CONTACT_COLUMNS: tuple[str, ...] = ("id", "tenant_id", "stage", "tags", "field_times", "source", "ad_id",
+                                    *IDENTITY_FIELDS)
+_CONTACT_SELECT = ", ".join(CONTACT_COLUMNS)
 
 
 @dataclass
@@ -67,15 +72,21 @@ def _epoch(value: datetime) -> str:
 
 
 def _lock_identities(conn: Connection, tenant_id: UUID, facts: ContactFacts) -> None:
-    """Serialise concurrent deliveries about the same person (two workers must not both create them)."""
+    """Serialise concurrent deliveries about the same person (two workers must not both create them).
+    The locks are taken in one statement, in sorted order, so two deliveries never wait on each other
+    crosswise."""
     keys = []
     for name in ("mc_id", "ghl_id", "stripe_customer_id", "phone"):
         value = getattr(facts, name)
         if value:
             keys.append(f"{tenant_id}:{name}:{value}")
     keys += [f"{tenant_id}:email:{e}" for e in facts.emails()]
-    for key in sorted(set(keys)):
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+    if keys:
+        conn.execute(
+            text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+                 "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted"),
+            {"keys": sorted(set(keys))},
+        )
 
 
 def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_by: tuple[str, ...]) -> dict[str, Any] | None:
@@ -97,7 +108,7 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
         # The candidates are found first, by their index, then ordered: given ORDER BY created_at LIMIT, the
         # planner would otherwise walk the whole tenant in created_at order looking for them.
         rows = conn.execute(
-            text(f"SELECT * FROM contacts WHERE tenant_id = :t AND id = ANY(ARRAY({candidates})) "
+            text(f"SELECT {_CONTACT_SELECT} FROM contacts WHERE tenant_id = :t AND id = ANY(ARRAY({candidates})) "
                  "ORDER BY created_at NULLS LAST, id LIMIT 20 FOR UPDATE"),
             {"t": tenant_id, "v": value},
         ).mappings().all()
@@ -141,7 +152,7 @@ def _create_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, at: 
     row = conn.execute(
         text(
             f"INSERT INTO contacts (tenant_id, stage, tags, field_times{', ' + columns if columns else ''}) "
-            f"VALUES (:tenant_id, 'new_lead', :tags, :times{', ' + params if params else ''}) RETURNING *"
+            f"VALUES (:tenant_id, 'new_lead', :tags, :times{', ' + params if params else ''}) RETURNING {_CONTACT_SELECT}"
         ),
         {**values, "tenant_id": tenant_id, "tags": Jsonb(tags), "times": Jsonb(times)},
     ).mappings().one()
@@ -168,7 +179,7 @@ def _merge(contact: dict[str, Any], facts: ContactFacts, at: datetime, event_sta
     Identity fields, ad_id (first touch) and source: the earliest evidence wins. Tags: the latest
     evidence wins per key. Stage: the furthest. Every rule is order-independent.
     """
-    original_times: dict[str, str] = dict(contact.get("field_times") or {})
+    original_times: dict[str, str] = dict(contact["field_times"] or {})
     times = dict(original_times)
     stamp = _epoch(at)
     changes: dict[str, Any] = {}
@@ -176,7 +187,7 @@ def _merge(contact: dict[str, Any], facts: ContactFacts, at: datetime, event_sta
     def offer(column: str, value: Any, *, weak: bool = False) -> None:
         if value is None:
             return  # never clear a known value (R-13)
-        current = contact.get(column)
+        current = contact[column]  # KeyError, not a silent None, if CONTACT_COLUMNS lacks it
         seen = times.get(column)
         # A weak value (a default, not evidence) fills a gap and yields to any evidence.
         when = WEAK if weak else stamp
@@ -190,14 +201,14 @@ def _merge(contact: dict[str, Any], facts: ContactFacts, at: datetime, event_sta
         offer(column, getattr(facts, column))
     offer("ad_id", facts.ad_id)
     if facts.source:
-        current = contact.get("source")
+        current = contact["source"]
         if facts.source_rule == "live" and current and current.endswith("_historical"):
             changes["source"] = facts.source  # an engaged historical contact re-enters analytics
             times["source"] = stamp
         else:
             offer("source", facts.source, weak=facts.source_rule == "default")
     if facts.tags:
-        tags = dict(contact.get("tags") or {})
+        tags = dict(contact["tags"] or {})
         for key, value in facts.tags.items():
             seen = times.get(f"tags.{key}")
             later = seen is None or stamp > seen or (stamp == seen and str(value) > str(tags.get(key)))
@@ -208,8 +219,8 @@ def _merge(contact: dict[str, Any], facts: ContactFacts, at: datetime, event_sta
                 times[f"tags.{key}"] = stamp
         if tags != (contact.get("tags") or {}):
             changes["tags"] = tags
-    new_stage = stages.furthest(contact.get("stage"), *event_stages)
-    if new_stage != contact.get("stage"):
+    new_stage = stages.furthest(contact["stage"], *event_stages)
+    if new_stage != contact["stage"]:
         changes["stage"] = new_stage
     if times != original_times:
         changes["field_times"] = times
@@ -222,7 +233,7 @@ def _update_contact(conn: Connection, contact: dict[str, Any], changes: dict[str
     params = {k: (Jsonb(v) if isinstance(v, dict) else v) for k, v in changes.items()}
     sets = ", ".join(f"{k} = :{k}" for k in changes)
     row = conn.execute(
-        text(f"UPDATE contacts SET {sets} WHERE tenant_id = :tenant_id AND id = :id RETURNING *"),
+        text(f"UPDATE contacts SET {sets} WHERE tenant_id = :tenant_id AND id = :id RETURNING {_CONTACT_SELECT}"),
         {**params, "tenant_id": contact["tenant_id"], "id": contact["id"]},
     ).mappings().one()
     return dict(row)
@@ -269,31 +280,41 @@ def _lead_event(n: Normalized, contact: dict[str, Any], at: datetime, created: b
 
 def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], source: str,
                    events: list[tuple[str, FunnelEvent]], created_by: str = "webhook") -> int:
-    """Append the events; returns how many are new. An event whose key exists keeps the earliest
-    evidence of it (time, data, tags), so the history does not depend on delivery order."""
-    created = 0
-    snapshot = Jsonb(_snapshot(contact))
+    """Append the events in one statement; returns how many are new. An event whose key exists keeps the
+    earliest evidence of it (time, then the smaller data), so the history does not depend on delivery
+    order. Within one delivery the same rule picks among events that share a key (one INSERT may not
+    touch a row twice)."""
+    chosen: dict[tuple[str, str], tuple[FunnelEvent, str]] = {}
     for event_source, event in events:
-        created += conn.execute(
-            text(
-                "INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, "
-                "source_event_id, event_data, contact_snapshot, tags, created_by) VALUES "
-                "(:t, :c, :type, :at, :source, :key, :data, :snap, :tags, :by) "
-                "ON CONFLICT (tenant_id, source, source_event_id) DO UPDATE SET "
-                "event_timestamp = EXCLUDED.event_timestamp, event_data = EXCLUDED.event_data, tags = EXCLUDED.tags "
-                "WHERE EXCLUDED.event_timestamp < funnel_events.event_timestamp "
-                "OR (EXCLUDED.event_timestamp = funnel_events.event_timestamp "
-                "AND EXCLUDED.event_data::text < funnel_events.event_data::text) "
-                "RETURNING (xmax = 0)"
-            ),
-            {
-                "t": tenant_id, "c": contact["id"], "type": event.event_type, "at": event.occurred_at,
-                "source": event_source or source, "key": event.source_event_id,
-                "data": Jsonb(json.loads(json.dumps(event.data, default=str))), "snap": snapshot,
-                "tags": Jsonb(event.tags), "by": created_by,
-            },
-        ).scalar() is True
-    return created
+        key = (event_source or source, event.source_event_id)
+        data = json.dumps(event.data, default=str, sort_keys=True)
+        held = chosen.get(key)
+        if held is None or (event.occurred_at, data) < (held[0].occurred_at, held[1]):
+            chosen[key] = (event, data)
+    if not chosen:
+        return 0
+    snapshot = Jsonb(_snapshot(contact))
+    params: dict[str, Any] = {"t": tenant_id, "c": contact["id"], "snap": snapshot, "by": created_by}
+    rows = []
+    for i, ((event_source, event_key), (event, data)) in enumerate(sorted(chosen.items(), key=lambda kv: kv[0])):
+        rows.append(f"(:t, :c, :type{i}, :at{i}, :source{i}, :key{i}, CAST(:data{i} AS jsonb), :snap, :tags{i}, :by)")
+        params.update({f"type{i}": event.event_type, f"at{i}": event.occurred_at, f"source{i}": event_source,
+                       f"key{i}": event_key, f"data{i}": data, f"tags{i}": Jsonb(event.tags)})
+    inserted = conn.execute(
+        text(
+            "INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, "
+            "source_event_id, event_data, contact_snapshot, tags, created_by) VALUES "
+            + ", ".join(rows)
+            + " ON CONFLICT (tenant_id, source, source_event_id) DO UPDATE SET "
+            "event_timestamp = EXCLUDED.event_timestamp, event_data = EXCLUDED.event_data, tags = EXCLUDED.tags "
+            "WHERE EXCLUDED.event_timestamp < funnel_events.event_timestamp "
+            "OR (EXCLUDED.event_timestamp = funnel_events.event_timestamp "
+            "AND EXCLUDED.event_data::text < funnel_events.event_data::text) "
+            "RETURNING (xmax = 0)"
+        ),
+        params,
+    ).scalars().all()
+    return sum(1 for new in inserted if new is True)
 
 
 def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at: datetime,

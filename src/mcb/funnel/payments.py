@@ -18,6 +18,11 @@ from sqlalchemy import Connection, text
 from mcb.funnel.events import FunnelEvent, Payment
 
 _COLUMNS = tuple(k for k in Payment.__dataclass_fields__ if k != "raw_payload")
+# What the write path reads back from a stored payment (not raw_payload, which can be large).
+PAYMENT_COLUMNS: tuple[str, ...] = ("payment_event_id", "contact_id", "payment_source", "payment_category",
+                                    "denefits_contract_code", "amount", "currency", "payment_date",
+                                    "customer_email", "stripe_customer_id")
+_RETURNED = ", ".join(PAYMENT_COLUMNS)
 
 
 def upsert_payment(conn: Connection, tenant_id: UUID, payment: Payment) -> dict[str, Any]:
@@ -25,17 +30,26 @@ def upsert_payment(conn: Connection, tenant_id: UUID, payment: Payment) -> dict[
     values = {k: v for k, v in asdict(payment).items() if k in _COLUMNS}
     columns = ", ".join(values)
     params = ", ".join(f":{k}" for k in values)
-    conn.execute(
+    # One round trip: the inserted row, or (on a redelivery) the stored one. The second branch cannot
+    # see the first's row (one snapshot), so at most one of them returns it.
+    row = conn.execute(
         text(
-            f"INSERT INTO payments (tenant_id, {columns}, raw_payload) VALUES (:tenant_id, {params}, :raw) "
-            "ON CONFLICT (tenant_id, payment_event_id) DO NOTHING"
+            f"WITH inserted AS (INSERT INTO payments (tenant_id, {columns}, raw_payload) "
+            f"VALUES (:tenant_id, {params}, :raw) ON CONFLICT (tenant_id, payment_event_id) DO NOTHING "
+            f"RETURNING {_RETURNED}) "
+            f"SELECT {_RETURNED} FROM inserted UNION ALL "
+            f"SELECT {_RETURNED} FROM payments WHERE tenant_id = :tenant_id AND payment_event_id = :payment_event_id "
+            "AND NOT EXISTS (SELECT 1 FROM inserted)"
         ),
         {**values, "tenant_id": tenant_id, "raw": Jsonb(payment.raw_payload)},
-    )
-    row = conn.execute(
-        text("SELECT * FROM payments WHERE tenant_id = :t AND payment_event_id = :k"),
-        {"t": tenant_id, "k": payment.payment_event_id},
-    ).mappings().one()
+    ).mappings().first()
+    if row is None:
+        # A concurrent delivery committed the same payment after this statement's snapshot was taken: the
+        # INSERT waited for it and did nothing. A new statement sees it.
+        row = conn.execute(
+            text(f"SELECT {_RETURNED} FROM payments WHERE tenant_id = :t AND payment_event_id = :k"),
+            {"t": tenant_id, "k": payment.payment_event_id},
+        ).mappings().one()
     return dict(row)
 
 
@@ -86,7 +100,7 @@ def link_payments(conn: Connection, tenant_id: UUID, contact: dict[str, Any], *,
             "UPDATE payments SET contact_id = :c WHERE tenant_id = :t AND contact_id IS NULL AND "
             "(payment_event_id = ANY(:ids) OR lower(customer_email) = ANY(:emails) "
             "OR (CAST(:phone AS text) IS NOT NULL AND customer_phone = :phone) "
-            "OR (CAST(:customer AS text) IS NOT NULL AND stripe_customer_id = :customer)) RETURNING *"
+            f"OR (CAST(:customer AS text) IS NOT NULL AND stripe_customer_id = :customer)) RETURNING {_RETURNED}"
         ),
         {"c": contact["id"], "t": tenant_id, "ids": payment_event_ids, "emails": emails,
          "phone": contact.get("phone"), "customer": contact.get("stripe_customer_id")},
