@@ -25,12 +25,29 @@ APP_ROLE = "mcb_app"
 
 
 @contextmanager
-def tenant_session(engine: Engine, tenant_id: UUID | str) -> Iterator[Connection]:
-    """A transaction in which only ``tenant_id``'s rows exist. Commits on success, rolls back on error."""
-    with engine.begin() as conn:
+def tenant_session(engine: Engine, tenant_id: UUID | str, *, durable: bool = True) -> Iterator[Connection]:
+    """A transaction in which only ``tenant_id``'s rows exist. Commits on success, rolls back on error.
+    ``durable=False``: see ``tenant_transaction``."""
+    with engine.connect() as conn, tenant_transaction(conn, tenant_id, durable=durable):
+        yield conn
+
+
+@contextmanager
+def tenant_transaction(conn: Connection, tenant_id: UUID | str, *, durable: bool = True) -> Iterator[Connection]:
+    """``tenant_session`` on a connection the caller holds (the worker keeps one for a batch of rows).
+
+    ``durable=False`` commits without waiting for the WAL flush (``synchronous_commit = off``), for work
+    that is derived from rows already committed durably and is redone if lost: the worker's processing of
+    an inbox row, whose status is written in the same transaction, so a commit lost in a crash leaves the
+    row to be claimed and processed again (idempotently). Never for accepting data.
+    """
+    with conn.begin():
         # One round trip: set_config('role', …, true) is SET LOCAL ROLE.
-        conn.execute(text(f"SELECT set_config('role', '{APP_ROLE}', true), set_config('app.tenant_id', :t, true)"),
-                     {"t": str(UUID(str(tenant_id)))})
+        conn.execute(
+            text(f"SELECT set_config('role', '{APP_ROLE}', true), set_config('app.tenant_id', :t, true), "
+                 "set_config('synchronous_commit', :sync, true)"),
+            {"t": str(UUID(str(tenant_id))), "sync": "on" if durable else "off"},
+        )
         yield conn
 
 

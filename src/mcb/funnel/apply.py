@@ -27,6 +27,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, text
 
+from mcb.db import raw
 from mcb.funnel import stages
 from mcb.funnel.events import IDENTITY_FIELDS, ContactFacts, FunnelEvent, Normalized
 from mcb.funnel.identity import normalize_email
@@ -82,11 +83,9 @@ def _lock_identities(conn: Connection, tenant_id: UUID, facts: ContactFacts) -> 
             keys.append(f"{tenant_id}:{name}:{value}")
     keys += [f"{tenant_id}:email:{e}" for e in facts.emails()]
     if keys:
-        conn.execute(
-            text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-                 "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted"),
-            {"keys": sorted(set(keys))},
-        )
+        raw.execute(conn, "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+                    "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted",
+                    {"keys": sorted(set(keys))})
 
 
 def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_by: tuple[str, ...]) -> dict[str, Any] | None:
@@ -107,11 +106,12 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
             candidates = f"SELECT id FROM contacts WHERE tenant_id = :t AND {key} = :v"
         # The candidates are found first, by their index, then ordered: given ORDER BY created_at LIMIT, the
         # planner would otherwise walk the whole tenant in created_at order looking for them.
-        rows = conn.execute(
-            text(f"SELECT {_CONTACT_SELECT} FROM contacts WHERE tenant_id = :t AND id = ANY(ARRAY({candidates})) "
-                 "ORDER BY created_at NULLS LAST, id LIMIT 20 FOR UPDATE"),
+        rows = raw.fetch_all(
+            conn,
+            f"SELECT {_CONTACT_SELECT} FROM contacts WHERE tenant_id = :t AND id = ANY(ARRAY({candidates})) "
+            "ORDER BY created_at NULLS LAST, id LIMIT 20 FOR UPDATE",
             {"t": tenant_id, "v": value},
-        ).mappings().all()
+        )
         for row in rows:
             if all(getattr(facts, s) is None or row[s] is None or row[s] == getattr(facts, s) for s in STRONG_IDS):
                 return dict(row)
@@ -128,11 +128,11 @@ def _refuse_conflicting_identity(conn: Connection, tenant_id: UUID, facts: Conta
         value = getattr(facts, key)
         if value is None:
             continue
-        other = conn.execute(text(f"SELECT id FROM contacts WHERE tenant_id = :t AND {key} = :v"),
-                             {"t": tenant_id, "v": value}).first()
+        other = raw.fetch_first(conn, f"SELECT id FROM contacts WHERE tenant_id = :t AND {key} = :v",
+                                {"t": tenant_id, "v": value})
         if other is not None:
             raise IdentityConflict(
-                f"identity conflict: {key} {value} belongs to contact {other[0]}, whose other platform id "
+                f"identity conflict: {key} {value} belongs to contact {other['id']}, whose other platform id "
                 "differs from this event's; nothing was changed"
             )
 
@@ -149,14 +149,12 @@ def _create_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, at: 
         times[f"tags.{k}"] = _epoch(at)
     columns = ", ".join(values)
     params = ", ".join(f":{k}" for k in values)
-    row = conn.execute(
-        text(
-            f"INSERT INTO contacts (tenant_id, stage, tags, field_times{', ' + columns if columns else ''}) "
-            f"VALUES (:tenant_id, 'new_lead', :tags, :times{', ' + params if params else ''}) RETURNING {_CONTACT_SELECT}"
-        ),
+    return raw.fetch_one(
+        conn,
+        f"INSERT INTO contacts (tenant_id, stage, tags, field_times{', ' + columns if columns else ''}) "
+        f"VALUES (:tenant_id, 'new_lead', :tags, :times{', ' + params if params else ''}) RETURNING {_CONTACT_SELECT}",
         {**values, "tenant_id": tenant_id, "tags": Jsonb(tags), "times": Jsonb(times)},
-    ).mappings().one()
-    return dict(row)
+    )
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -232,11 +230,10 @@ def _update_contact(conn: Connection, contact: dict[str, Any], changes: dict[str
         return contact
     params = {k: (Jsonb(v) if isinstance(v, dict) else v) for k, v in changes.items()}
     sets = ", ".join(f"{k} = :{k}" for k in changes)
-    row = conn.execute(
-        text(f"UPDATE contacts SET {sets} WHERE tenant_id = :tenant_id AND id = :id RETURNING {_CONTACT_SELECT}"),
+    return raw.fetch_one(
+        conn, f"UPDATE contacts SET {sets} WHERE tenant_id = :tenant_id AND id = :id RETURNING {_CONTACT_SELECT}",
         {**params, "tenant_id": contact["tenant_id"], "id": contact["id"]},
-    ).mappings().one()
-    return dict(row)
+    )
 
 
 def _snapshot(contact: dict[str, Any]) -> dict[str, Any]:
@@ -300,8 +297,9 @@ def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], s
         rows.append(f"(:t, :c, :type{i}, :at{i}, :source{i}, :key{i}, CAST(:data{i} AS jsonb), :snap, :tags{i}, :by)")
         params.update({f"type{i}": event.event_type, f"at{i}": event.occurred_at, f"source{i}": event_source,
                        f"key{i}": event_key, f"data{i}": data, f"tags{i}": Jsonb(event.tags)})
-    inserted = conn.execute(
-        text(
+    inserted = raw.fetch_all(
+        conn,
+        (
             "INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, "
             "source_event_id, event_data, contact_snapshot, tags, created_by) VALUES "
             + ", ".join(rows)
@@ -310,11 +308,11 @@ def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], s
             "WHERE EXCLUDED.event_timestamp < funnel_events.event_timestamp "
             "OR (EXCLUDED.event_timestamp = funnel_events.event_timestamp "
             "AND EXCLUDED.event_data::text < funnel_events.event_data::text) "
-            "RETURNING (xmax = 0)"
+            "RETURNING (xmax = 0) AS new"
         ),
         params,
-    ).scalars().all()
-    return sum(1 for new in inserted if new is True)
+    )
+    return sum(1 for row in inserted if row["new"] is True)
 
 
 def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at: datetime,

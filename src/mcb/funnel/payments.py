@@ -13,8 +13,9 @@ from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
+from mcb.db import raw
 from mcb.funnel.events import FunnelEvent, Payment
 
 _COLUMNS = tuple(k for k in Payment.__dataclass_fields__ if k != "raw_payload")
@@ -32,8 +33,9 @@ def upsert_payment(conn: Connection, tenant_id: UUID, payment: Payment) -> dict[
     params = ", ".join(f":{k}" for k in values)
     # One round trip: the inserted row, or (on a redelivery) the stored one. The second branch cannot
     # see the first's row (one snapshot), so at most one of them returns it.
-    row = conn.execute(
-        text(
+    row = raw.fetch_first(
+        conn,
+        (
             f"WITH inserted AS (INSERT INTO payments (tenant_id, {columns}, raw_payload) "
             f"VALUES (:tenant_id, {params}, :raw) ON CONFLICT (tenant_id, payment_event_id) DO NOTHING "
             f"RETURNING {_RETURNED}) "
@@ -42,15 +44,13 @@ def upsert_payment(conn: Connection, tenant_id: UUID, payment: Payment) -> dict[
             "AND NOT EXISTS (SELECT 1 FROM inserted)"
         ),
         {**values, "tenant_id": tenant_id, "raw": Jsonb(payment.raw_payload)},
-    ).mappings().first()
+    )
     if row is None:
         # A concurrent delivery committed the same payment after this statement's snapshot was taken: the
         # INSERT waited for it and did nothing. A new statement sees it.
-        row = conn.execute(
-            text(f"SELECT {_RETURNED} FROM payments WHERE tenant_id = :t AND payment_event_id = :k"),
-            {"t": tenant_id, "k": payment.payment_event_id},
-        ).mappings().one()
-    return dict(row)
+        row = raw.fetch_one(conn, f"SELECT {_RETURNED} FROM payments WHERE tenant_id = :t AND payment_event_id = :k",
+                            {"t": tenant_id, "k": payment.payment_event_id})
+    return row
 
 
 # category -> (event type, key format, stage)
@@ -95,8 +95,9 @@ def link_payments(conn: Connection, tenant_id: UUID, contact: dict[str, Any], *,
                   emails: list[str]) -> list[dict[str, Any]]:
     """Attach this delivery's payments and every orphan payment that names the contact: one of its
     e-mails, its phone, or its Stripe customer."""
-    rows = conn.execute(
-        text(
+    return raw.fetch_all(
+        conn,
+        (
             "UPDATE payments SET contact_id = :c WHERE tenant_id = :t AND contact_id IS NULL AND "
             "(payment_event_id = ANY(:ids) OR lower(customer_email) = ANY(:emails) "
             "OR (CAST(:phone AS text) IS NOT NULL AND customer_phone = :phone) "
@@ -104,5 +105,4 @@ def link_payments(conn: Connection, tenant_id: UUID, contact: dict[str, Any], *,
         ),
         {"c": contact["id"], "t": tenant_id, "ids": payment_event_ids, "emails": emails,
          "phone": contact.get("phone"), "customer": contact.get("stripe_customer_id")},
-    ).mappings().all()
-    return [dict(r) for r in rows]
+    )

@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from mcb.config import get_settings
-from mcb.db.session import admin_session, tenant_session
+from mcb.db import raw
+from mcb.db.session import admin_session, tenant_session, tenant_transaction
 from mcb.funnel.apply import IdentityConflict, apply_event
 from mcb.funnel.events import PayloadError
 from mcb.ingest.enrich import FetchFailed, fetch_manychat_subscriber, needs_manychat_fetch
@@ -77,8 +80,9 @@ def claim_inbox_batch(engine: Engine, limit: int = 50) -> list[Claimed]:
 def _finish(conn: Any, row_id: int, status: str, *, detail: str | None = None, error: str | None = None,
             outcome: dict[str, Any] | None = None, unknown: tuple[str, ...] = (), event_type: str | None = None,
             contact_id: Any = None) -> None:
-    conn.execute(
-        text(
+    raw.execute(
+        conn,
+        (
             "UPDATE webhook_logs SET status = :s, status_detail = :d, error_message = :e, outcome = :o, "
             "unknown_keys = :u, processed_at = now(), next_attempt_at = NULL, claimed_by = NULL, "
             "event_type = COALESCE(:et, event_type), contact_id = COALESCE(:c, contact_id) WHERE id = :id"
@@ -101,26 +105,39 @@ def _enrich(app_engine: Engine, row: Claimed) -> Any:
     return fetch_manychat_subscriber(row.payload, integration, settings)
 
 
-def process_row(admin_engine: Engine, app_engine: Engine, row: Claimed) -> str:
-    """Process one claimed row; returns its final (or retry) status."""
+def process_row(admin_engine: Engine, app_engine: Engine, row: Claimed, *, conn: Connection | None = None) -> str:
+    """Process one claimed row; returns its final (or retry) status. ``conn``: a connection of
+    ``app_engine`` to reuse (the worker holds one per batch), else one is checked out."""
+
+    @contextmanager
+    def session() -> Iterator[Connection]:
+        # Not durable: the row's outcome and its status commit together, and a commit lost in a crash
+        # leaves the row claimable, to be processed again (see tenant_transaction).
+        if conn is None:
+            with tenant_session(app_engine, row.tenant_id, durable=False) as fresh:
+                yield fresh
+        else:
+            with tenant_transaction(conn, row.tenant_id, durable=False) as held:
+                yield held
+
     try:
         payload = _enrich(app_engine, row)
         normalized = parse(row.source, payload, received_at=row.received_at)
     except PayloadError as exc:
-        with tenant_session(app_engine, row.tenant_id) as conn:
-            _finish(conn, row.id, "error", error=f"unreadable {row.source} payload: {exc}")
+        with session() as tx:
+            _finish(tx, row.id, "error", error=f"unreadable {row.source} payload: {exc}")
         return "error"
     except FetchFailed as exc:
         return _retry_later(admin_engine, row, str(exc))
     try:
-        with tenant_session(app_engine, row.tenant_id) as conn:
-            result = apply_event(conn, row.tenant_id, normalized, received_at=row.received_at)
-            _finish(conn, row.id, result.status, detail=result.detail, outcome=result.as_outcome(),
+        with session() as tx:
+            result = apply_event(tx, row.tenant_id, normalized, received_at=row.received_at)
+            _finish(tx, row.id, result.status, detail=result.detail, outcome=result.as_outcome(),
                     unknown=normalized.unknown_keys, event_type=normalized.event_type, contact_id=result.contact_id)
         return result.status
     except IdentityConflict as exc:
-        with tenant_session(app_engine, row.tenant_id) as conn:
-            _finish(conn, row.id, "error", error=str(exc), event_type=normalized.event_type)
+        with session() as tx:
+            _finish(tx, row.id, "error", error=str(exc), event_type=normalized.event_type)
         return "error"
     except Exception as exc:  # a failure of this attempt (database, bug): retried with backoff, then error
         return _retry_later(admin_engine, row, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
@@ -149,9 +166,12 @@ def drain(admin_engine: Engine, app_engine: Engine, *, batch: int = 50) -> dict[
         rows = claim_inbox_batch(admin_engine, batch)
         if not rows:
             return counts
-        for row in rows:
-            status = process_row(admin_engine, app_engine, row)
-            counts[status] = counts.get(status, 0) + 1
+        with app_engine.connect() as conn:  # one connection for the batch
+            for row in rows:
+                status = process_row(admin_engine, app_engine, row, conn=conn)
+                counts[status] = counts.get(status, 0) + 1
+                if conn.invalidated or conn.closed:
+                    break  # the connection broke; the rest of the batch is claimed again after its lease
 
 
 class WorkerThread(threading.Thread):

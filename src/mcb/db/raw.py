@@ -1,0 +1,55 @@
+"""Statements on the hot write path, executed by psycopg directly inside a SQLAlchemy transaction.
+
+``funnel.apply`` runs about ten statements per webhook delivery. Through SQLAlchemy's ``text()`` each one
+paid for parsing the SQL for bind parameters, a compiled-cache lookup and result metadata: more CPU than
+the database spent on it. These helpers take the same SQL (``:name`` parameters) and run it on the
+connection's own psycopg connection, in the same transaction, with psycopg's prepared statements.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from sqlalchemy import Connection
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@lru_cache(maxsize=1024)
+def psycopg_sql(sql: str) -> str:
+    """``:name`` parameters as psycopg's ``%(name)s`` (``::type`` casts untouched, ``%`` escaped)."""
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
+def fetch_all(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    with _driver(conn).cursor(row_factory=dict_row) as cur:
+        cur.execute(psycopg_sql(sql), params)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def fetch_first(conn: Connection, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    rows = fetch_all(conn, sql, params)
+    return rows[0] if rows else None
+
+
+def fetch_one(conn: Connection, sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    rows = fetch_all(conn, sql, params)
+    if len(rows) != 1:
+        raise LookupError(f"expected one row, got {len(rows)}")
+    return rows[0]
+
+
+def execute(conn: Connection, sql: str, params: Mapping[str, Any]) -> None:
+    with _driver(conn).cursor() as cur:
+        cur.execute(psycopg_sql(sql), params)
