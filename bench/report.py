@@ -63,6 +63,7 @@ LADDER = (("dm_qualified", 0.8), ("link_sent", 0.7), ("link_clicked", 0.5), ("fo
           ("appointment_scheduled", 0.2), ("appointment_held", 0.12), ("purchase_completed", 0.03))
 GOAL_WEEKLY_MS = 250.0
 GOAL_TREND_MS = 500.0
+GOAL_DASHBOARD_MS = 500.0
 
 console = Console(stderr=True)
 
@@ -326,10 +327,98 @@ def measure(db: Database, runs: int, explain: bool) -> dict[str, Any]:
 
     with console.status("mcb report weekly --format json (new process each run)"):
         results["weekly_command"] = timed(command, max(3, runs // 3))
+    with console.status("dashboard_data, in-process"):
+        results["dashboard_data_in_process"] = timed(lambda: dashboard_in_process(engine, tenant), max(3, runs // 2))
+    with console.status("dashboard page over HTTP (mcb serve)"):
+        results["dashboard_page_http"] = dashboard_over_http(db.url, max(3, runs // 2))
+    results["dashboard_window"] = dashboard_window(tenant).to_dict()
     if explain:
         results["explain"] = explain_weekly(engine, tenant, week)
     engine.dispose()
     return results
+
+
+DASHBOARD_DAYS = 30  # the dashboard's default range (the last 30 days), here ending on the data's last day
+
+
+def dashboard_window(tenant: Any) -> Any:
+    from mcb.analytics.window import Window
+
+    return Window(END - timedelta(days=DASHBOARD_DAYS - 1), END, tenant.timezone)
+
+
+def dashboard_query() -> str:
+    # The page's default range is the last 30 days before *today*; the data ends on END, so the bench asks
+    # for the same 30 days ending there (the page computes the same things for any 30-day range).
+    return f"from={(END - timedelta(days=DASHBOARD_DAYS - 1)).isoformat()}&to={END.isoformat()}"
+
+
+def dashboard_in_process(engine: Any, tenant: Any) -> dict[str, Any]:
+    from mcb.analytics.run import report_session
+    from mcb.web.view import dashboard_data
+
+    with report_session(engine, tenant.id) as conn:  # what the page's route does
+        return dashboard_data(conn, tenant, dashboard_window(tenant))
+
+
+def dashboard_over_http(url: str, runs: int) -> dict[str, Any]:
+    """GET /t/ppcu/ as a logged-in user gets it: ``mcb serve`` in its own process (no worker threads), a
+    token of the tenant typed into the login form, then the page with the session cookie, timed from the
+    request to the last byte of the HTML."""
+    import socket
+
+    import httpx
+
+    from mcb.db.engine import make_engine
+    from mcb.db.session import admin_session
+    from mcb.tenancy import tokens as tok
+
+    admin = make_engine(url)
+    with admin_session(admin) as conn:
+        token, record = tok.create_token(conn, TENANTS["ppcu"], "bench/report.py")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    home = tempfile.mkdtemp(prefix="mcbr-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCB_") and k != "DATABASE_URL"}
+    env.update(DATABASE_URL=url, MCB_HOME=home, PYTHONPATH=str(ROOT / "src"))
+    server = subprocess.Popen([sys.executable, "-c", "from mcb.cli import main; main()", "serve", "--port",
+                               str(port), "--no-upgrade", "--workers", "0"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mcb serve did not start: "
+                                       + (server.stderr.read().decode() if server.stderr else "")) from None
+                time.sleep(0.2)
+        path = f"/t/ppcu/?{dashboard_query()}"
+        with httpx.Client(base_url=base, timeout=120) as client:
+            login = client.post("/login", data={"token": token, "next": path})
+            if login.status_code != 303 or "mcb_session" not in client.cookies:
+                raise RuntimeError(f"logging in to the dashboard failed ({login.status_code})")
+
+            def page() -> None:
+                response = client.get(path)
+                if response.status_code != 200 or "Leads" not in response.text:
+                    raise RuntimeError(f"GET {path} answered {response.status_code}")
+
+            result: dict[str, Any] = {**timed(page, runs), "path": path}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        with admin_session(admin) as conn:
+            tok.revoke_token(conn, str(record.id))
+        admin.dispose()
+    return result
 
 
 def explain_weekly(engine: Any, tenant: Any, week: Any) -> dict[str, str]:
@@ -418,9 +507,11 @@ def main() -> None:
         db.close(keep)
     weekly_ms = results["weekly_in_process"]["median_ms"]
     trend_ms = results["weekly_trend_13_weeks_in_process"]["median_ms"]
+    page_ms = results["dashboard_page_http"]["median_ms"]
     results["goals"] = {
         "weekly_report_under_250_ms": "PASS" if weekly_ms < GOAL_WEEKLY_MS else "MISS",
         "trend_13_weeks_under_500_ms": "PASS" if trend_ms < GOAL_TREND_MS else "MISS",
+        "dashboard_page_under_500_ms": "PASS" if page_ms < GOAL_DASHBOARD_MS else "MISS",
     }
     if args.json:
         print(json.dumps(results, indent=2, default=str))
@@ -435,7 +526,9 @@ def main() -> None:
                        ("13-week trend of full summaries (in-process)", "trend_13_weeks_in_process"),
                        ("13-week headline trend, metrics.weekly_trend (in-process)",
                         "weekly_trend_13_weeks_in_process"),
-                       ("mcb report weekly --format json (whole command)", "weekly_command")):
+                       ("mcb report weekly --format json (whole command)", "weekly_command"),
+                       ("dashboard_data, the page's numbers (in-process)", "dashboard_data_in_process"),
+                       ("dashboard page GET /t/ppcu/ over HTTP (mcb serve)", "dashboard_page_http")):
         r = results[key]
         table.add_row(label, str(r["median_ms"]), str(r["min_ms"]), str(r["max_ms"]))
     out.print(table)
