@@ -303,9 +303,10 @@ probes, which are several times faster with the table in memory; ``OFFSET 0`` ke
 
 
 def _metric_case(column: str = "e.event_type") -> str:
-    """SQL mapping an event type to its (non-lead) stage metric name."""
+    """SQL mapping an event type to its (non-lead) stage metric, as the metric's index in ``STAGE_NAMES``
+    (a small integer hashes faster than the name in the distinct counts)."""
     whens = " ".join(
-        f"WHEN {column} IN ({', '.join(repr(t) for t in types)}) THEN '{name}'"
+        f"WHEN {column} IN ({', '.join(repr(t) for t in types)}) THEN {STAGE_NAMES.index(name)}"
         for name, types in STAGES if name != "leads"
     )
     return f"CASE {whens} END"
@@ -377,11 +378,12 @@ def stage_counts_per_by(
         WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE},
         x AS ({stage_rows}
         )
+        -- a contact has one row in contact_leads: its leads need no DISTINCT
+        SELECT x.w, {dim} AS grp, {STAGE_NAMES.index("leads")} AS metric, count(*)
+        FROM leads x {join} {restrict_leads}
+        GROUP BY 1, 2
+        UNION ALL
         SELECT w, grp, metric, count(*) FROM (
-            -- a contact has one row in contact_leads: its leads need no DISTINCT
-            SELECT x.w, {dim} AS grp, 'leads' AS metric, x.contact_id
-            FROM leads x {join} {restrict_leads}
-            UNION ALL
             SELECT DISTINCT x.w, {dim} AS grp, x.metric, x.contact_id
             FROM x {join} {restrict}
         ) d
@@ -389,7 +391,7 @@ def stage_counts_per_by(
     result: list[dict[str | None, dict[str, int]]] = [{} for _ in windows]
     params = {**_params(tenant, windows), "types": types, "vals": sorted(set(values or ()))}
     for w, grp, metric, count in conn.execute(text(sql), params):
-        result[w - 1].setdefault(grp, _empty_counts())[metric] = int(count)
+        result[w - 1].setdefault(grp, _empty_counts())[STAGE_NAMES[metric]] = int(count)
     if dimension is None:
         for counts in result:
             counts.setdefault(None, _empty_counts())
