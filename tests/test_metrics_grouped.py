@@ -130,6 +130,10 @@ def test_summaries_and_the_weekly_trend(engine: Engine) -> None:
     assert s44["cpl"] == 5.0 and s44["roas"] == 130.0  # 10 / 2; 1,300 / 10
     assert (s45["leads"], s45["meetings_held"], s45["projected_revenue"], s45["ad_spend"]) == (1, 1, -200.0, 25.0)
     assert s45["payments"]["refund"] == {"count": 1, "amount": -200.0}
+    # Only some stages (what the dashboard's previous range needs): the others read 0.
+    (few,) = call(engine, metrics.summaries, [W45], only=("leads", "buyers"))
+    assert [few[k] for k in metrics.STAGE_NAMES] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]  # R; Q
+    assert (few["cash_collected"], few["ad_spend"], few["cpa"]) == (-100.0, 25.0, 25.0)  # 25 / 1 buyer
     trend = call(engine, metrics.weekly_trend, Window(date(2025, 10, 27), date(2025, 11, 9), NY))
     assert [(w["window"]["start"], w["leads"], w["meetings_held"], w["buyers"], w["cash_collected"], w["ad_spend"])
             for w in trend] == [("2025-10-27", 2, 0, 1, 1300.0, 10.0), ("2025-11-03", 1, 1, 1, -100.0, 25.0)]

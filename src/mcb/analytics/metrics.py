@@ -793,10 +793,12 @@ def last_payment_per_source(conn: Connection, tenant: Tenant) -> dict[str, Any]:
 
 
 def summaries(conn: Connection, tenant: Tenant, windows: Sequence[Window], *, mode: Mode = "activity",
-              include_historical: bool | None = None) -> list[dict[str, Any]]:
+              include_historical: bool | None = None, only: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """``summary`` of each of several consecutive windows (a week and the one before it, a trend's weeks)
-    in three statements, whatever the number of windows."""
-    all_counts = stage_counts_per(conn, tenant, windows, mode=mode, include_historical=include_historical)
+    in three statements, whatever the number of windows. ``only``: count just these stage metrics (the
+    others, and the rates built on them, read 0 or None) — for a caller that shows only a few."""
+    all_counts = stage_counts_per(conn, tenant, windows, mode=mode, include_historical=include_historical,
+                                  only=only)
     all_money = money_per(conn, tenant, windows, include_historical=include_historical)
     all_spend = ad_spend_per(conn, tenant, windows)
     out = []

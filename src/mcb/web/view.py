@@ -38,6 +38,9 @@ TILES: tuple[tuple[str, str, str, bool], ...] = (
     ("cpa", "Cost per buyer", "money", False),
 )
 
+TILE_STAGES: tuple[str, ...] = tuple(key for key, *_ in TILES if key in m.STAGE_NAMES)
+
+
 def trend_window(window: Window, weeks: int = TREND_WEEKS) -> Window:
     """The ``weeks`` Monday–Sunday weeks ending with the week that holds the window's last day."""
     sunday = window.end + timedelta(days=6 - window.end.weekday())
@@ -83,7 +86,10 @@ def dashboard_data(conn: Connection, tenant: Tenant, window: Window) -> dict[str
     """Everything the dashboard page shows. ``conn`` is the tenant's session (RLS), ``window`` in the
     tenant's time zone."""
     previous_window = window.previous()
-    previous, current = m.summaries(conn, tenant, [previous_window, window])  # one read of both windows
+    current = m.summary(conn, tenant, window)
+    # The previous range only feeds the tiles' changes: of its stages, only the tiles' (meetings held and
+    # buyers are a few events; every stage would be most of the range's events again).
+    previous = m.summaries(conn, tenant, [previous_window], only=TILE_STAGES)[0]
     quality = quality_report.build(conn, tenant, window, counts={k: current[k] for k in m.STAGE_NAMES},
                                    stage_distribution=False)  # the page does not show it
     periods = _periods(window)
