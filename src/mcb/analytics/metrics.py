@@ -33,8 +33,9 @@ Definitions (docs/reports.md repeats them for operators):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any, Literal
@@ -246,8 +247,34 @@ def biggest_drop_off(counts: Mapping[str, int], chain: Iterable[str] = FUNNEL) -
 # ---------------------------------------------------------------------------- SQL building blocks
 
 
-def _params(tenant: Tenant, window: Window) -> dict[str, Any]:
-    return {"t": tenant.id, "s": window.start_utc, "e": window.end_utc, "ds": window.start, "de": window.end}
+def _consecutive(windows: Sequence[Window]) -> None:
+    if not windows:
+        raise ValueError("no windows")
+    for a, b in pairwise(windows):
+        if b.start != a.end + timedelta(days=1) or b.timezone != a.timezone:
+            raise ValueError(f"windows must be consecutive and in one time zone: {a.label} then {b.label}")
+
+
+def _params(tenant: Tenant, windows: Window | Sequence[Window]) -> dict[str, Any]:
+    """The tenant, the span of the windows (``s``/``e`` in UTC, ``ds``/``de`` as local dates) and their
+    boundaries (``b`` instants, ``db`` dates) for ``width_bucket``: a statement over several consecutive
+    windows reads their span once and sorts each row into its window (``_bucket``, ``_date_bucket``)."""
+    spans = [windows] if isinstance(windows, Window) else list(windows)
+    _consecutive(spans)
+    first, last = spans[0], spans[-1]
+    return {"t": tenant.id, "s": first.start_utc, "e": last.end_utc, "ds": first.start, "de": last.end,
+            "b": [w.start_utc for w in spans] + [last.end_utc],
+            "db": [w.start for w in spans] + [last.end + timedelta(days=1)]}
+
+
+def _bucket(column: str) -> str:
+    """SQL: the 1-based index of the window (of ``_params``'s windows) that holds the instant ``column``."""
+    return f"width_bucket({column}, CAST(:b AS timestamptz[]))"
+
+
+def _date_bucket(column: str) -> str:
+    """SQL: the 1-based index of the window that holds the local date ``column``."""
+    return f"width_bucket({column}, CAST(:db AS date[]))"
 
 
 def _hist_cte(tenant: Tenant, include_historical: bool | None) -> str:
@@ -260,19 +287,26 @@ def _hist_cte(tenant: Tenant, include_historical: bool | None) -> str:
 
 # The contacts whose earliest lead event falls in the window, with its time. contact_leads (revision 0013)
 # holds each contact's earliest lead event time, kept exact by a trigger on funnel_events.
-_LEADS_CTE = """
+_LEADS_CTE = f"""
 leads AS (
-    SELECT l.contact_id, l.lead_at
+    SELECT l.contact_id, l.lead_at, {_bucket("l.lead_at")} AS w
     FROM contact_leads l
     WHERE l.tenant_id = :t AND l.lead_at >= :s AND l.lead_at < :e
       AND l.contact_id NOT IN (SELECT id FROM hist)
 )"""
 
 
+_CONTACT_OF = "(SELECT * FROM contacts c WHERE c.tenant_id = :t AND c.id = {ref} OFFSET 0) c"
+"""The contact of each row, looked up by its key. A month's leads are tens of thousands of rows, and for a
+plain join the planner prefers hashing every contact of the tenant (a scan of 1M rows) to that many index
+probes, which are several times faster with the table in memory; ``OFFSET 0`` keeps the lookup per row."""
+
+
 def _metric_case(column: str = "e.event_type") -> str:
-    """SQL mapping an event type to its (non-lead) stage metric name."""
+    """SQL mapping an event type to its (non-lead) stage metric, as the metric's index in ``STAGE_NAMES``
+    (a small integer hashes faster than the name in the distinct counts)."""
     whens = " ".join(
-        f"WHEN {column} IN ({', '.join(repr(t) for t in types)}) THEN '{name}'"
+        f"WHEN {column} IN ({', '.join(repr(t) for t in types)}) THEN {STAGE_NAMES.index(name)}"
         for name, types in STAGES if name != "leads"
     )
     return f"CASE {whens} END"
@@ -294,6 +328,76 @@ def _empty_counts() -> dict[str, int]:
 # ---------------------------------------------------------------------------- contact counts
 
 
+def stage_counts_per_by(
+    conn: Connection,
+    tenant: Tenant,
+    windows: Sequence[Window],
+    dimension: str | None,
+    *,
+    mode: Mode = "activity",
+    include_historical: bool | None = None,
+    only: Iterable[str] | None = None,
+    values: Iterable[str] | None = None,
+) -> list[dict[str | None, dict[str, int]]]:
+    """Every stage metric (``STAGES``) per value of a contact ``dimension`` (``DIMENSIONS``; None: one
+    group keyed None), for each of several consecutive ``windows``, in one statement (one read of their
+    span; each window's counts are what it alone would give). Activity mode: distinct contacts with the
+    stage's event in the window (leads: whose first lead event is in it). Cohort mode: of the window's
+    leads, those that ever reached the stage. ``only``: compute just these metrics (the others read 0);
+    ``values``: just these values of the dimension — both to save work on large windows."""
+    dim = _dimension(dimension, DIMENSIONS)
+    wanted = set(STAGE_NAMES if only is None else only)
+    unknown = wanted - set(STAGE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown stage metric(s) {sorted(unknown)}")
+    types = sorted({t for name, ts in STAGES if name != "leads" and name in wanted for t in ts})
+    if dimension is None:
+        join = ""
+    elif values is None:
+        join = f"CROSS JOIN LATERAL {_CONTACT_OF.format(ref='x.contact_id')}"
+    else:  # a few values: the planner may start from their contacts (an index on the dimension)
+        join = "JOIN contacts c ON c.tenant_id = :t AND c.id = x.contact_id"
+    if values is not None and dimension is None:
+        raise ValueError("values need a dimension")
+    restrict = f"WHERE {dim} = ANY(:vals)" if values is not None else ""
+    restrict_leads = f"{restrict or 'WHERE true'} AND {'true' if 'leads' in wanted else 'false'}"
+    if mode == "activity":
+        stage_rows = f"""
+            SELECT {_bucket("e.event_timestamp")} AS w, {_metric_case()} AS metric, e.contact_id
+            FROM funnel_events e
+            WHERE e.tenant_id = :t AND e.event_timestamp >= :s AND e.event_timestamp < :e
+              AND e.event_type = ANY(:types) AND e.contact_id NOT IN (SELECT id FROM hist)"""
+    elif mode == "cohort":
+        stage_rows = f"""
+            SELECT l.w, {_metric_case()} AS metric, e.contact_id
+            FROM leads l JOIN funnel_events e ON e.tenant_id = :t AND e.contact_id = l.contact_id
+            WHERE e.event_type = ANY(:types)"""
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    sql = f"""
+        WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE},
+        x AS ({stage_rows}
+        )
+        -- a contact has one row in contact_leads: its leads need no DISTINCT
+        SELECT x.w, {dim} AS grp, {STAGE_NAMES.index("leads")} AS metric, count(*)
+        FROM leads x {join} {restrict_leads}
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT w, grp, metric, count(*) FROM (
+            SELECT DISTINCT x.w, {dim} AS grp, x.metric, x.contact_id
+            FROM x {join} {restrict}
+        ) d
+        GROUP BY 1, 2, 3"""
+    result: list[dict[str | None, dict[str, int]]] = [{} for _ in windows]
+    params = {**_params(tenant, windows), "types": types, "vals": sorted(set(values or ()))}
+    for w, grp, metric, count in conn.execute(text(sql), params):
+        result[w - 1].setdefault(grp, _empty_counts())[STAGE_NAMES[metric]] = int(count)
+    if dimension is None:
+        for counts in result:
+            counts.setdefault(None, _empty_counts())
+    return result
+
+
 def stage_counts_by(
     conn: Connection,
     tenant: Tenant,
@@ -305,63 +409,23 @@ def stage_counts_by(
     only: Iterable[str] | None = None,
     values: Iterable[str] | None = None,
 ) -> dict[str | None, dict[str, int]]:
-    """Every stage metric (``STAGES``) per value of a contact ``dimension`` (``DIMENSIONS``; None: one
-    group keyed None). Activity mode: distinct contacts with the stage's event in the window (leads: whose
-    first lead event is in it). Cohort mode: of the window's leads, those that ever reached the stage.
-    ``only``: compute just these metrics (the others read 0); ``values``: just these values of the
-    dimension — both to save work on large windows."""
-    dim = _dimension(dimension, DIMENSIONS)
-    wanted = set(STAGE_NAMES if only is None else only)
-    unknown = wanted - set(STAGE_NAMES)
-    if unknown:
-        raise ValueError(f"unknown stage metric(s) {sorted(unknown)}")
-    types = sorted({t for name, ts in STAGES if name != "leads" and name in wanted for t in ts})
-    join = "JOIN contacts c ON c.tenant_id = :t AND c.id = x.contact_id" if dimension else ""
-    if values is not None and dimension is None:
-        raise ValueError("values need a dimension")
-    restrict = f"WHERE {dim} = ANY(:vals)" if values is not None else ""
-    restrict_leads = f"{restrict or 'WHERE true'} AND {'true' if 'leads' in wanted else 'false'}"
-    if mode == "activity":
-        stage_rows = f"""
-            SELECT {_metric_case()} AS metric, e.contact_id
-            FROM funnel_events e
-            WHERE e.tenant_id = :t AND e.event_timestamp >= :s AND e.event_timestamp < :e
-              AND e.event_type = ANY(:types) AND e.contact_id NOT IN (SELECT id FROM hist)"""
-    elif mode == "cohort":
-        stage_rows = f"""
-            SELECT {_metric_case()} AS metric, e.contact_id
-            FROM leads l JOIN funnel_events e ON e.tenant_id = :t AND e.contact_id = l.contact_id
-            WHERE e.event_type = ANY(:types)"""
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
-    sql = f"""
-        WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE},
-        x AS ({stage_rows}
-        )
-        SELECT grp, metric, count(*) FROM (
-            -- a contact has one row in contact_leads: its leads need no DISTINCT
-            SELECT {dim} AS grp, 'leads' AS metric, x.contact_id
-            FROM leads x {join} {restrict_leads}
-            UNION ALL
-            SELECT DISTINCT {dim} AS grp, x.metric, x.contact_id
-            FROM x {join} {restrict}
-        ) d
-        GROUP BY 1, 2"""
-    result: dict[str | None, dict[str, int]] = {}
-    params = {**_params(tenant, window), "types": types, "vals": sorted(set(values or ()))}
-    for grp, metric, count in conn.execute(text(sql), params):
-        result.setdefault(grp, _empty_counts())[metric] = int(count)
-    if dimension is None and None not in result:
-        result[None] = _empty_counts()
-    return result
+    """``stage_counts_per_by`` of one window."""
+    return stage_counts_per_by(conn, tenant, [window], dimension, mode=mode, include_historical=include_historical,
+                               only=only, values=values)[0]
+
+
+def stage_counts_per(conn: Connection, tenant: Tenant, windows: Sequence[Window], *, mode: Mode = "activity",
+                     include_historical: bool | None = None, only: Iterable[str] | None = None) -> list[dict[str, int]]:
+    """``stage_counts`` of each of several consecutive windows, in one statement."""
+    return [r[None] for r in stage_counts_per_by(conn, tenant, windows, None, mode=mode,
+                                                  include_historical=include_historical, only=only)]
 
 
 def stage_counts(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode = "activity",
                  include_historical: bool | None = None, only: Iterable[str] | None = None) -> dict[str, int]:
     """Every stage metric of the window: ``{"leads": …, "qualified": …, …, "buyers": …}`` (``only``: just
     these, the others read 0)."""
-    return stage_counts_by(conn, tenant, window, None, mode=mode, include_historical=include_historical,
-                           only=only)[None]
+    return stage_counts_per(conn, tenant, [window], mode=mode, include_historical=include_historical, only=only)[0]
 
 
 def _stage(name: str) -> Callable[..., int]:
@@ -442,35 +506,51 @@ def contact_milestones(conn: Connection, tenant: Tenant, window: Window, *,
 # ---------------------------------------------------------------------------- money
 
 
-def money_by(conn: Connection, tenant: Tenant, window: Window, dimension: str | None, *,
-             include_historical: bool | None = None, values: Iterable[str] | None = None) -> dict[str | None, Money]:
-    """Payments of the window per value of ``dimension`` (``PAYMENT_DIMENSIONS``; contact dimensions put
-    orphan payments under None); ``values``: just these values of the dimension."""
+def money_per_by(conn: Connection, tenant: Tenant, windows: Sequence[Window], dimension: str | None, *,
+                 include_historical: bool | None = None,
+                 values: Iterable[str] | None = None) -> list[dict[str | None, Money]]:
+    """Payments of each of several consecutive windows (one statement) per value of ``dimension``
+    (``PAYMENT_DIMENSIONS``; contact dimensions put orphan payments under None); ``values``: just these
+    values of the dimension."""
     dim = _dimension(dimension, PAYMENT_DIMENSIONS)
     only_values = f"AND {dim} = ANY(:vals)" if values is not None else ""
     sql = f"""
         WITH {_hist_cte(tenant, include_historical)}
-        SELECT {dim} AS grp, p.payment_category, count(*), coalesce(sum(p.amount), 0)
+        SELECT {_bucket("p.payment_date")} AS w, {dim} AS grp, p.payment_category, count(*),
+               coalesce(sum(p.amount), 0)
         FROM payments p
         LEFT JOIN contacts c ON c.tenant_id = :t AND c.id = p.contact_id
         WHERE p.tenant_id = :t AND p.payment_date >= :s AND p.payment_date < :e
           AND lower(p.status) <> ALL(:bad)
           AND (p.contact_id IS NULL OR p.contact_id NOT IN (SELECT id FROM hist)) {only_values}
-        GROUP BY 1, 2"""
-    grouped: dict[str | None, dict[str, CategoryTotal]] = {}
-    rows = conn.execute(text(sql), {**_params(tenant, window), "bad": list(NOT_COLLECTED_STATUSES),
+        GROUP BY 1, 2, 3"""
+    grouped: list[dict[str | None, dict[str, CategoryTotal]]] = [{} for _ in windows]
+    rows = conn.execute(text(sql), {**_params(tenant, windows), "bad": list(NOT_COLLECTED_STATUSES),
                                     "vals": sorted(set(values or ()))})
-    for grp, category, count, amount in rows:
-        grouped.setdefault(grp, {})[category or "uncategorized"] = CategoryTotal(int(count), Decimal(amount))
-    result = {k: Money(v) for k, v in grouped.items()}
-    if dimension is None and None not in result:
-        result[None] = Money()
+    for w, grp, category, count, amount in rows:
+        grouped[w - 1].setdefault(grp, {})[category or "uncategorized"] = CategoryTotal(int(count), Decimal(amount))
+    result = [{k: Money(v) for k, v in g.items()} for g in grouped]
+    if dimension is None:
+        for r in result:
+            r.setdefault(None, Money())
     return result
+
+
+def money_by(conn: Connection, tenant: Tenant, window: Window, dimension: str | None, *,
+             include_historical: bool | None = None, values: Iterable[str] | None = None) -> dict[str | None, Money]:
+    """``money_per_by`` of one window."""
+    return money_per_by(conn, tenant, [window], dimension, include_historical=include_historical, values=values)[0]
+
+
+def money_per(conn: Connection, tenant: Tenant, windows: Sequence[Window], *,
+              include_historical: bool | None = None) -> list[Money]:
+    """``money`` of each of several consecutive windows, in one statement."""
+    return [r[None] for r in money_per_by(conn, tenant, windows, None, include_historical=include_historical)]
 
 
 def money(conn: Connection, tenant: Tenant, window: Window, *, include_historical: bool | None = None) -> Money:
     """The window's payments by category (cash collected, projected revenue and refunds derive from it)."""
-    return money_by(conn, tenant, window, None, include_historical=include_historical)[None]
+    return money_per(conn, tenant, [window], include_historical=include_historical)[0]
 
 
 def cash_collected(conn: Connection, tenant: Tenant, window: Window, **kw: Any) -> Decimal:
@@ -523,11 +603,20 @@ def ad_delivery_by_ad(conn: Connection, tenant: Tenant, window: Window, *,
             for r in conn.execute(text(sql), params)}
 
 
+def ad_spend_per(conn: Connection, tenant: Tenant, windows: Sequence[Window]) -> list[Decimal]:
+    """``ad_spend`` of each of several consecutive windows, in one statement."""
+    sql = f"""SELECT {_date_bucket("snapshot_date")} AS w, coalesce(sum(spend), 0) FROM meta_ad_insights
+             WHERE {_DAILY_INSIGHTS}
+             GROUP BY 1"""
+    spend = [Decimal("0") for _ in windows]
+    for w, total in conn.execute(text(sql), _params(tenant, windows)):
+        spend[w - 1] = Decimal(total)
+    return spend
+
+
 def ad_spend(conn: Connection, tenant: Tenant, window: Window) -> Decimal:
     """Σ spend of the daily insight rows whose day is in the window (never a rolling snapshot, R-34)."""
-    sql = f"""SELECT coalesce(sum(spend), 0) FROM meta_ad_insights
-             WHERE {_DAILY_INSIGHTS}"""
-    return Decimal(conn.execute(text(sql), _params(tenant, window)).scalar_one())
+    return ad_spend_per(conn, tenant, [window])[0]
 
 
 def ad_spend_by_day(conn: Connection, tenant: Tenant, window: Window) -> dict[Any, Decimal]:
@@ -611,7 +700,7 @@ def contact_quality(conn: Connection, tenant: Tenant, window: Window, *,
                    SELECT 1 FROM contact_emails e JOIN contacts d ON d.tenant_id = :t AND d.id = e.contact_id
                    WHERE e.tenant_id = :t AND e.email = lower(c.email_primary) AND e.contact_id <> c.id
                      AND lower(d.email_primary) = e.email))
-        FROM leads l JOIN contacts c ON c.tenant_id = :t AND c.id = l.contact_id"""
+        FROM leads l CROSS JOIN LATERAL {_CONTACT_OF.format(ref='l.contact_id')}"""
     row = conn.execute(text(sql), _params(tenant, window)).one()
     return ContactQuality(*(int(v) for v in row))
 
@@ -703,28 +792,40 @@ def last_payment_per_source(conn: Connection, tenant: Tenant) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the headline set
 
 
+def summaries(conn: Connection, tenant: Tenant, windows: Sequence[Window], *, mode: Mode = "activity",
+              include_historical: bool | None = None, only: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """``summary`` of each of several consecutive windows (a week and the one before it, a trend's weeks)
+    in three statements, whatever the number of windows. ``only``: count just these stage metrics (the
+    others, and the rates built on them, read 0 or None) — for a caller that shows only a few."""
+    all_counts = stage_counts_per(conn, tenant, windows, mode=mode, include_historical=include_historical,
+                                  only=only)
+    all_money = money_per(conn, tenant, windows, include_historical=include_historical)
+    all_spend = ad_spend_per(conn, tenant, windows)
+    out = []
+    for counts, m, spend in zip(all_counts, all_money, all_spend, strict=True):
+        out.append({
+            **counts,
+            "cash_collected": money_value(m.cash_collected),
+            "projected_revenue": money_value(m.projected_revenue),
+            "refunds": money_value(m.refunds),
+            "ad_spend": money_value(spend),
+            "cpl": cpl(spend, counts["leads"]),
+            "cpa": cpa(spend, counts["buyers"]),
+            "roas": roas(m.projected_revenue, spend),
+            "roas_cash": roas(m.cash_collected, spend),
+            "show_rate": show_rate(counts["meetings_held"], counts["meetings_booked"]),
+            "close_rate": close_rate(counts["buyers"], counts["meetings_held"]),
+            "conversion_rate": ratio(counts["buyers"], counts["leads"]),
+            "payments": m.to_dict()["by_category"],
+        })
+    return out
+
+
 def summary(conn: Connection, tenant: Tenant, window: Window, *, mode: Mode = "activity",
             include_historical: bool | None = None) -> dict[str, Any]:
     """The headline metrics of a window, keyed by metric name: every stage count, the money, ad spend,
     CPL, CPA, ROAS (projected and cash), show rate, close rate and the stage-to-stage conversions."""
-    counts = stage_counts(conn, tenant, window, mode=mode, include_historical=include_historical)
-    m = money(conn, tenant, window, include_historical=include_historical)
-    spend = ad_spend(conn, tenant, window)
-    return {
-        **counts,
-        "cash_collected": money_value(m.cash_collected),
-        "projected_revenue": money_value(m.projected_revenue),
-        "refunds": money_value(m.refunds),
-        "ad_spend": money_value(spend),
-        "cpl": cpl(spend, counts["leads"]),
-        "cpa": cpa(spend, counts["buyers"]),
-        "roas": roas(m.projected_revenue, spend),
-        "roas_cash": roas(m.cash_collected, spend),
-        "show_rate": show_rate(counts["meetings_held"], counts["meetings_booked"]),
-        "close_rate": close_rate(counts["buyers"], counts["meetings_held"]),
-        "conversion_rate": ratio(counts["buyers"], counts["leads"]),
-        "payments": m.to_dict()["by_category"],
-    }
+    return summaries(conn, tenant, [window], mode=mode, include_historical=include_historical)[0]
 
 
 TREND_STAGES: tuple[str, ...] = ("leads", "meetings_held", "buyers")
@@ -733,13 +834,14 @@ TREND_STAGES: tuple[str, ...] = ("leads", "meetings_held", "buyers")
 def weekly_trend(conn: Connection, tenant: Tenant, window: Window, *,
                  include_historical: bool | None = None) -> list[dict[str, Any]]:
     """Per consecutive 7-day window of ``window`` (``Window.weeks``): leads, meetings held, buyers, cash
-    collected, projected revenue, ad spend and ROAS — the headline trend, cheaper than a full ``summary``
-    per week because it reads only the events those stages need."""
+    collected, projected revenue, ad spend and ROAS — the headline trend. It reads only the events those
+    stages need, and every week at once: one statement each for the counts, the money and the spend."""
+    weeks = window.weeks()
+    all_counts = stage_counts_per(conn, tenant, weeks, include_historical=include_historical, only=TREND_STAGES)
+    all_money = money_per(conn, tenant, weeks, include_historical=include_historical)
+    all_spend = ad_spend_per(conn, tenant, weeks)
     out = []
-    for week in window.weeks():
-        counts = stage_counts(conn, tenant, week, include_historical=include_historical, only=TREND_STAGES)
-        m = money(conn, tenant, week, include_historical=include_historical)
-        spend = ad_spend(conn, tenant, week)
+    for week, counts, m, spend in zip(weeks, all_counts, all_money, all_spend, strict=True):
         out.append({
             "window": week.to_dict(),
             **{name: counts[name] for name in TREND_STAGES},

@@ -38,6 +38,9 @@ TILES: tuple[tuple[str, str, str, bool], ...] = (
     ("cpa", "Cost per buyer", "money", False),
 )
 
+TILE_STAGES: tuple[str, ...] = tuple(key for key, *_ in TILES if key in m.STAGE_NAMES)
+
+
 def trend_window(window: Window, weeks: int = TREND_WEEKS) -> Window:
     """The ``weeks`` Monday–Sunday weeks ending with the week that holds the window's last day."""
     sunday = window.end + timedelta(days=6 - window.end.weekday())
@@ -82,16 +85,18 @@ def _warnings(quality: dict[str, Any]) -> list[dict[str, Any]]:
 def dashboard_data(conn: Connection, tenant: Tenant, window: Window) -> dict[str, Any]:
     """Everything the dashboard page shows. ``conn`` is the tenant's session (RLS), ``window`` in the
     tenant's time zone."""
-    current = m.summary(conn, tenant, window)
-    quality = quality_report.build(conn, tenant, window)
     previous_window = window.previous()
-    previous = m.summary(conn, tenant, previous_window)
-    revenue = []
-    for period in _periods(window):
-        paid = m.money(conn, tenant, period)
-        revenue.append({"period": _period_label(period), "start": period.start.isoformat(),
-                        "cash_collected": m.money_value(paid.cash_collected),
-                        "projected_revenue": m.money_value(paid.projected_revenue)})
+    current = m.summary(conn, tenant, window)
+    # The previous range only feeds the tiles' changes: of its stages, only the tiles' (meetings held and
+    # buyers are a few events; every stage would be most of the range's events again).
+    previous = m.summaries(conn, tenant, [previous_window], only=TILE_STAGES)[0]
+    quality = quality_report.build(conn, tenant, window, counts={k: current[k] for k in m.STAGE_NAMES},
+                                   stage_distribution=False)  # the page does not show it
+    periods = _periods(window)
+    revenue = [{"period": _period_label(period), "start": period.start.isoformat(),
+                "cash_collected": m.money_value(paid.cash_collected),
+                "projected_revenue": m.money_value(paid.projected_revenue)}
+               for period, paid in zip(periods, m.money_per(conn, tenant, periods), strict=True)]
     trend = [{"week": w["window"]["iso_week"] or w["window"]["start"], "start": w["window"]["start"],
               "label": date.fromisoformat(w["window"]["start"]).strftime("%b %-d"),
               **{k: w[k] for k in ("leads", "meetings_held", "buyers", "cash_collected", "projected_revenue",
@@ -109,7 +114,7 @@ def dashboard_data(conn: Connection, tenant: Tenant, window: Window) -> dict[str
         "biggest_drop_off": m.biggest_drop_off(current),
         "revenue": revenue,
         "trend": trend,
-        "ads": ads_report.ad_rows(conn, tenant, window)[:TOP_ADS],
+        "ads": ads_report.top_ad_rows(conn, tenant, window, TOP_ADS),
         "data_quality": {"problems": quality["problems"], "warnings": _warnings(quality)},
         "activity": recent_activity(conn, tenant.id),
     }

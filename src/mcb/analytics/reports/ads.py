@@ -84,6 +84,20 @@ def ad_rows(conn: Connection, tenant: Tenant, window: Window, *, include_histori
     return rows
 
 
+def top_ad_rows(conn: Connection, tenant: Tenant, window: Window, n: int, *,
+                include_historical: bool | None = None) -> list[dict[str, Any]]:
+    """``ad_rows(...)[:n]`` without computing every ad's row: the rows are ordered by spend first, and the
+    spend of every ad is one cheap sum, so when ``n`` ads spent only those with at least the ``n``-th
+    largest spend (ties included) can be among the first ``n``; just they get their full row."""
+    delivery = metrics.ad_delivery_by_ad(conn, tenant, window)
+    spend = sorted((d.spend for d in delivery.values() if d.spend > 0), reverse=True)
+    if len(spend) < n:
+        return ad_rows(conn, tenant, window, include_historical=include_historical)[:n]
+    cutoff = spend[n - 1]
+    candidates = [ad for ad, d in delivery.items() if d.spend >= cutoff]
+    return ad_rows(conn, tenant, window, include_historical=include_historical, ad_ids=candidates)[:n]
+
+
 def top_ads(rows: list[dict[str, Any]], n: int = TOP) -> list[dict[str, Any]]:
     """The ``n`` real ads with the most meetings held (then buyers, then leads), as the weekly report shows."""
     real = [r for r in rows if is_real_ad(r["ad_id"]) and (r["meetings_held"] or r["buyers"] or r["leads"])]

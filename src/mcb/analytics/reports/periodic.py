@@ -52,9 +52,8 @@ def csv_filename(kind: str, tenant: Tenant, window: Window) -> str:
 def build_weekly(conn: Connection, tenant: Tenant, window: Window, *, include_contacts: bool = False,
                  include_historical: bool | None = None) -> dict[str, Any]:
     kw: dict[str, Any] = {"include_historical": include_historical}
-    current = metrics.summary(conn, tenant, window, **kw)
     previous_window = window.previous()
-    previous = metrics.summary(conn, tenant, previous_window, **kw)
+    previous, current = metrics.summaries(conn, tenant, [previous_window, window], **kw)  # one read of both
     breakdown = current.pop("payments")
     previous.pop("payments")
     data = {
@@ -79,10 +78,10 @@ def build_monthly(conn: Connection, tenant: Tenant, window: Window, *, include_c
     total = metrics.summary(conn, tenant, window, **kw)
     breakdown = total.pop("payments")
     weeks = []
-    for week in window.weeks():
-        s = metrics.summary(conn, tenant, week, **kw)
+    periods = window.weeks()
+    cohorts = metrics.stage_counts_per(conn, tenant, periods, mode="cohort", **kw)
+    for week, s, cohort in zip(periods, metrics.summaries(conn, tenant, periods, **kw), cohorts, strict=True):
         s.pop("payments")
-        cohort = metrics.stage_counts(conn, tenant, week, mode="cohort", **kw)
         weeks.append({"window": week.to_dict(), **s, "cohort": cohort})
     data = {
         **header("monthly", tenant, window, include_historical=include_historical),

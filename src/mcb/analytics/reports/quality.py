@@ -6,6 +6,7 @@ over the webhooks received in the window, plus the silence checks (days since a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,11 +51,17 @@ FUNNEL_TARGETS: tuple[tuple[str, str, float, float], ...] = (
 
 
 def build(conn: Connection, tenant: Tenant, window: Window, *, include_historical: bool | None = None,
-          now: datetime | None = None) -> dict[str, Any]:
+          now: datetime | None = None, counts: Mapping[str, int] | None = None,
+          stage_distribution: bool = True) -> dict[str, Any]:
+    """The checks of the window. ``counts``: the window's ``metrics.stage_counts`` (same historical
+    setting) when the caller already has them (the dashboard), so they are not counted twice;
+    ``stage_distribution=False`` leaves out the tenant's contacts per stage (a scan of every contact)
+    for callers that do not show it."""
     kw: dict[str, Any] = {"include_historical": include_historical}
     q = metrics.contact_quality(conn, tenant, window, **kw)
     orphans = metrics.orphan_rate(conn, tenant, window, **kw)
-    counts = metrics.stage_counts(conn, tenant, window, **kw)
+    if counts is None:
+        counts = metrics.stage_counts(conn, tenant, window, **kw)
     checks = [
         _check("mc_ghl_linkage", "MC→GHL linkage", q.mc_ghl_linkage, q.mc_ghl_linkage.rate, target=0.90, alert=0.85,
                higher_is_better=True, detail="leads with a ManyChat id that also have a GHL id"),
@@ -87,7 +94,7 @@ def build(conn: Connection, tenant: Tenant, window: Window, *, include_historica
         silence.append({"what": what, "last_at": last.isoformat() if last else None, "days_since": days,
                         "status": "warning" if days is not None and days > SILENCE_DAYS else "ok"})
     stages = conn.execute(text("SELECT coalesce(stage, '(none)'), count(*) FROM contacts WHERE tenant_id = :t "
-                               "GROUP BY 1 ORDER BY 2 DESC, 1"), {"t": tenant.id}).all()
+                               "GROUP BY 1 ORDER BY 2 DESC, 1"), {"t": tenant.id}).all() if stage_distribution else []
     return {
         **header("data-quality", tenant, window, include_historical=include_historical),
         "attribution_coverage": q.attribution_coverage.to_dict(),
