@@ -22,6 +22,9 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, text
 
 APP_ROLE = "mcb_app"
+_ENTER = f"SELECT set_config('role', '{APP_ROLE}', true), set_config('app.tenant_id', :t, true)"
+_DURABLE = text(_ENTER)
+_NOT_DURABLE = text(_ENTER + ", set_config('synchronous_commit', 'off', true)")
 
 
 @contextmanager
@@ -43,11 +46,8 @@ def tenant_transaction(conn: Connection, tenant_id: UUID | str, *, durable: bool
     """
     with conn.begin():
         # One round trip: set_config('role', …, true) is SET LOCAL ROLE.
-        conn.execute(
-            text(f"SELECT set_config('role', '{APP_ROLE}', true), set_config('app.tenant_id', :t, true), "
-                 "set_config('synchronous_commit', :sync, true)"),
-            {"t": str(UUID(str(tenant_id))), "sync": "on" if durable else "off"},
-        )
+        # Durable transactions keep the server's synchronous_commit (which may be stricter than on).
+        conn.execute(_DURABLE if durable else _NOT_DURABLE, {"t": str(UUID(str(tenant_id)))})
         yield conn
 
 
