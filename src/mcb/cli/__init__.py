@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -9,36 +10,47 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mcb.cli import db as db_commands
-from mcb.cli import imports as import_commands
-from mcb.cli import integrations as integration_commands
-from mcb.cli import meta as meta_commands
-from mcb.cli import report as report_commands
-from mcb.cli import serve as serve_commands
-from mcb.cli import tenants as tenant_commands
-from mcb.cli import tokens as token_commands
-from mcb.cli import webhooks as webhook_commands
 from mcb.config import get_settings
 from mcb.errors import UserError
 
-app = typer.Typer(
-    name="mcb",
-    help="MCB: multi-tenant funnel tracking on PostgreSQL.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.add_typer(db_commands.app, name="db")
-app.add_typer(tenant_commands.app, name="tenants")
-app.add_typer(integration_commands.app, name="integrations")
-app.add_typer(token_commands.app, name="tokens")
-app.add_typer(webhook_commands.app, name="webhooks")
-app.add_typer(webhook_commands.payments_app, name="payments")
-app.add_typer(meta_commands.app, name="meta")
-app.add_typer(import_commands.app, name="import")
-app.add_typer(report_commands.app, name="report")
-app.command()(serve_commands.serve)
-app.command()(serve_commands.worker)
+# Command groups and commands, by name: (module, attribute). A command imports only its own module (the
+# report commands need neither Alembic nor uvicorn); `mcb --help` and unknown names load all of them.
+GROUPS: dict[str, tuple[str, str]] = {
+    "db": ("mcb.cli.db", "app"),
+    "tenants": ("mcb.cli.tenants", "app"),
+    "integrations": ("mcb.cli.integrations", "app"),
+    "tokens": ("mcb.cli.tokens", "app"),
+    "webhooks": ("mcb.cli.webhooks", "app"),
+    "payments": ("mcb.cli.webhooks", "payments_app"),
+    "meta": ("mcb.cli.meta", "app"),
+    "import": ("mcb.cli.imports", "app"),
+    "report": ("mcb.cli.report", "app"),
+}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("mcb.cli.serve", "serve"),
+    "worker": ("mcb.cli.serve", "worker"),
+}
+
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The ``mcb`` Typer app with the command named in ``argv`` (all of them when none is named)."""
+    named = next((a for a in (argv or []) if not a.startswith("-")), None)
+    only = {named} if named in GROUPS or named in COMMANDS else set(GROUPS) | set(COMMANDS)
+    app = typer.Typer(
+        name="mcb",
+        help="MCB: multi-tenant funnel tracking on PostgreSQL.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name, (module, attribute) in GROUPS.items():
+        if name in only:
+            app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+    for name, (module, attribute) in COMMANDS.items():
+        if name in only:
+            app.command(name=name)(getattr(importlib.import_module(module), attribute))
+    return app
+
 
 err = Console(stderr=True)
 
@@ -49,7 +61,7 @@ def main() -> None:
         level=get_settings().log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        app()
+        build_app(sys.argv[1:])()
     except UserError as exc:
         err.print(f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
