@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -74,7 +75,9 @@ class InboxWriter:
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=False)
+            # Named per process, so pg_stat_activity shows which `mcb serve` processes hold inbox connections.
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=False, application_name=f"mcb inbox writer {os.getpid()}")
         return self._conn
 
     async def _run(self) -> None:
