@@ -22,6 +22,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mcb.config import Settings
+from mcb.db.engine import make_engine
+from mcb.db.session import admin_session
+from mcb.tenancy import tokens as tok
 from tests.test_ingest_http import MCB, PPCU, TOKENS, _configure, _free_port, manychat
 
 STORING_PROCESSES_SQL = ("SELECT count(DISTINCT application_name) FROM pg_stat_activity "
@@ -152,6 +155,17 @@ def test_two_processes_store_every_webhook_once_and_stop_cleanly(served: Served)
     contacts = served.scalar("SELECT count(*) FROM contacts WHERE tenant_id = %s AND mc_id LIKE 'multi\\_%%'",
                              (PPCU,))
     assert contacts == 200
+
+    # The dashboard: a session cookie issued by one process is good in every process (one session key).
+    engine = make_engine(served.db)
+    with admin_session(engine) as conn:
+        secret = tok.create_token(conn, PPCU, "multi-process")[0]
+    engine.dispose()
+    login = httpx.post(served.url + "/login", data={"token": secret, "next": "/t/ppcu/"}, timeout=10)
+    assert login.status_code == 303, login.text
+    cookie = {"mcb_session": login.cookies["mcb_session"]}
+    for _ in range(20):  # new connections: either process may answer
+        assert httpx.get(served.url + "/t/ppcu/data.json", cookies=cookie, timeout=10).status_code == 200
 
     children = _children(served.proc.pid)
     served.proc.send_signal(signal.SIGTERM)
