@@ -21,6 +21,10 @@ What it does, in order:
    coordinated omission). Ack p99 there, and whether the inbox lag stays bounded at that rate.
 6. A summary with PASS/MISS for each goal of the issue, the CPU time each party used, and machine facts.
 
+``--processes N`` passes ``mcb serve --processes N`` (HTTP processes sharing the port). ``--workers 0``
+without ``--worker-processes`` measures the acknowledgement side alone: nothing drains the inbox, so give a
+short ``--drain-timeout`` and read the ack figures only (the drain and end-to-end figures stay empty).
+
 Every request goes to 127.0.0.1 and every loop is bounded in count and in time.
 
 Run ``python bench/ingest.py --help``. Results are printed with Rich; ``--json`` prints them as JSON on
@@ -344,8 +348,11 @@ class CpuMeter:
         serve = 0.0
         for pid in self.serve_pids:
             with suppress(psutil.Error):
-                t = psutil.Process(pid).cpu_times()
-                serve += t.user + t.system
+                proc = psutil.Process(pid)
+                for each in [proc, *proc.children(recursive=True)]:  # mcb serve --processes N: its children
+                    with suppress(psutil.Error):
+                        t = each.cpu_times()
+                        serve += t.user + t.system
         pg = 0.0
         if self.postmaster_pid:
             with suppress(psutil.Error):
@@ -621,12 +628,15 @@ def mcb_env(url: str, home: Path) -> dict[str, str]:
     return env
 
 
-def start_serve(url: str, home: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_serve(url: str, home: Path, workers: int, processes: int | None,
+                log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = mcb_env(url, home)
+    command = [*MCB, "serve", "--port", str(port), "--no-upgrade", "--workers", str(workers)]
+    if processes is not None:
+        command += ["--processes", str(processes)]
     with log.open("wb") as sink:
-        proc = subprocess.Popen([*MCB, "serve", "--port", str(port), "--no-upgrade", "--workers", str(workers)],
-                                env=env, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -992,10 +1002,11 @@ def run(args: argparse.Namespace, console: Console) -> Report:
                 found.pgbench_tps, found.pgbench_note = pgbench_run(ceiling_url, items, keys, args.concurrency)
                 console.print(f"  pgbench: {found.pgbench_tps or '-'} ({found.pgbench_note})")
 
-            console.print(f"starting mcb serve (--workers {args.workers})"
+            console.print(f"starting mcb serve (--workers {args.workers}"
+                          + (f", --processes {args.processes}" if args.processes is not None else "") + ")"
                           + (f" and {args.worker_processes} `mcb worker` process(es)" if args.worker_processes
                              else "") + " …")
-            proc, port = start_serve(url, home, args.workers, home / "serve.log")
+            proc, port = start_serve(url, home, args.workers, args.processes, home / "serve.log")
             workers = start_workers(url, home, args.worker_processes)
             meter.serve_pids = [proc.pid] + [w.pid for w in workers]
             asyncio.run(run_load(args, report, url, port, keys, meter, console))
@@ -1089,6 +1100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="in-process worker threads of mcb serve")
     parser.add_argument("--worker-processes", type=int, default=0,
                         help="`mcb worker` processes to run next to mcb serve (e.g. with --workers 0)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="HTTP processes of mcb serve (its --processes; unset: mcb serve's default)")
     parser.add_argument("--rate", type=float, default=500.0, help="requests/s of the fixed-rate phase")
     parser.add_argument("--rate-seconds", type=float, default=20.0, help="duration of the fixed-rate phase")
     parser.add_argument("--rate-connections", type=int, default=256,
@@ -1110,8 +1123,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "databases mcb_bench_ingest and mcb_bench_ceiling are created and dropped)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     args = parser.parse_args(argv)
-    if args.workers < 0 or args.worker_processes < 0 or args.workers + args.worker_processes == 0:
-        parser.error("at least one worker is needed: --workers N and/or --worker-processes N")
+    if args.workers < 0 or args.worker_processes < 0:
+        parser.error("--workers and --worker-processes cannot be negative")
+    if args.processes is not None and args.processes < 1:
+        parser.error("--processes must be at least 1")
     if args.requests < 1 or args.concurrency < 1 or args.rate <= 0 or args.rate_seconds <= 0:
         parser.error("--requests, --concurrency, --rate and --rate-seconds must be positive")
     if args.requests > 1_000_000 or args.rate * args.rate_seconds > 1_000_000:

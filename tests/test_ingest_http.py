@@ -300,3 +300,83 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(server: Server) -> Non
     assert set(statuses) == {"processed"}, statuses
     contacts = server.rows("SELECT count(*) FROM contacts WHERE mc_id LIKE 'burst\\_%%'")[0][0]
     assert contacts == len(stored)
+
+
+def test_stored_payloads_json_form_array_and_denefits(server: Server) -> None:
+    """What the inbox keeps of each kind of body (compared as jsonb, so key order and spacing do not matter)."""
+    cases = [
+        # A JSON object: kept as sent, big integers and exponents included.
+        (("/webhooks/ppcu/manychat", "application/json",
+          '{"subscriber": {"id": "pl_1", "first_name": "Zo\\u00eb", "city": "Köln", "custom_fields": {"n": 12345678901234567890, '
+          '"x": 1.5, "e": 1e2}}, "event_type": "contact_created", "tags": ["a", null, true]}'.encode()),
+         '{"subscriber": {"id": "pl_1", "first_name": "Zoë", "city": "Köln", "custom_fields": {"n": 12345678901234567890, '
+         '"x": 1.5, "e": 100}}, "event_type": "contact_created", "tags": ["a", null, true]}', "contact_created"),
+        # A form body: a JSON object of strings.
+        (("/webhooks/ppcu/manychat", "application/x-www-form-urlencoded",
+          b"first_name=Ann&email=ann%40example.com&note=a+b&empty="),
+         '{"first_name": "Ann", "email": "ann@example.com", "note": "a b", "empty": ""}', None),
+        # An array: kept as an array, the event type read from its first element.
+        (("/webhooks/ppcu/manychat", "application/json",
+          b'[{"event_type": "dm_qualified", "subscriber": {"id": "pl_2"}}, 2, "x"]'),
+         '[{"event_type": "dm_qualified", "subscriber": {"id": "pl_2"}}, 2, "x"]', "dm_qualified"),
+        # JSON with a UTF-8 byte order mark.
+        (("/webhooks/ppcu/manychat", "application/json", b'\xef\xbb\xbf{"event_type": "link_sent", "k": "v"}'),
+         '{"event_type": "link_sent", "k": "v"}', "link_sent"),
+        # Denefits: the shared secret authenticates and is removed at any depth.
+        (("/webhooks/ppcu/denefits", "application/json",
+          ('[{"webhook_type": "contract.created", "secret_key": "' + DENEFITS_TOKEN + '", '
+           '"data": {"secret_key": "nested", "contract": {"contract_code": "PL3"}}}]').encode()),
+         '[{"webhook_type": "contract.created", "data": {"contract": {"contract_code": "PL3"}}}]', "contract.created"),
+    ]
+    for (path, content_type, raw), expected, event_type in cases:
+        auth = {} if "denefits" in path else token()
+        response = server.post(path, raw=raw, headers={"content-type": content_type, **auth})
+        assert response.status_code == 200, (raw, response.text)
+        row = server.rows("SELECT payload = %s::jsonb, payload::text, event_type, headers->>'x-mcb-auth', "
+                          "headers ? 'x-mcb-token', headers->>'content-type' FROM webhook_logs WHERE id = %s",
+                          (expected, response.json()["id"]))[0]
+        how = "payload secret_key" if "denefits" in path else "shared token"
+        assert row[0] is True, (expected, row[1])
+        assert row[2:] == (event_type, how, False, content_type), row
+    # NaN is Python's extension of JSON, not JSON: PostgreSQL could not store it.
+    nan = server.post("/webhooks/ppcu/manychat", raw=b'{"a": NaN}', headers=token())
+    assert (nan.status_code, nan.json()) == (400, {"error": "The body is not JSON (or form data)."})
+
+
+def test_a_disabled_tenant_and_a_changed_secret_take_effect_within_the_cache_time(server: Server) -> None:
+    port = _free_port()
+    proc = _start({**server.env, "MCB_WEBHOOK_CACHE_SECONDS": "1"}, port)
+    url = f"http://127.0.0.1:{port}"
+
+    def post(path: str, slug: str, secret: str) -> int:
+        return httpx.post(url + path, json=manychat(f"cache_{slug}", "contact_created"),
+                          headers={"X-MCB-Token": secret}, timeout=10).status_code
+
+    def eventually(what: str, check: Any) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{what} did not take effect")
+
+    try:
+        # Fill the caches: a tenant, the default tenant of the legacy URLs, their integrations.
+        assert post("/webhooks/centner/manychat", "centner", TOKENS["centner"]) == 200
+        assert post("/api/manychat", "ppcu", TOKENS["ppcu"]) == 200
+        with psycopg.connect(server.db) as conn:
+            conn.execute("UPDATE tenants SET is_active = false WHERE slug = 'centner'")
+        eventually("disabling centner", lambda: post("/webhooks/centner/manychat", "centner", TOKENS["centner"]) == 404)
+
+        engine = make_engine(server.db)
+        box = secret_box(Settings(MCB_HOME=Path(server.env["MCB_HOME"])))  # type: ignore[call-arg]
+        assert box is not None
+        with admin_session(engine) as conn:
+            set_integration(conn, box, PPCU, "manychat", {"webhook_secret": "ppcu-rotated-token-0123456789abcdef"})
+        engine.dispose()
+        eventually("rotating ppcu's token", lambda: post("/api/manychat", "ppcu", TOKENS["ppcu"]) == 401)
+        assert post("/api/manychat", "ppcu", "ppcu-rotated-token-0123456789abcdef") == 200
+        assert post("/webhooks/ppcu/manychat", "ppcu", "ppcu-rotated-token-0123456789abcdef") == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)

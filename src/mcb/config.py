@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         validation_alias="MCB_LOG_LEVEL",
         description="Log level of MCB's own messages on stderr (DEBUG, INFO, WARNING, ERROR).",
     )
+    webhook_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        validation_alias="MCB_WEBHOOK_CACHE_SECONDS",
+        description="How long `mcb serve` reuses a tenant and its webhook secrets before reading them again: "
+        "a disabled tenant or a changed secret takes effect within this time (0: read on every request).",
+    )
     session_key: str | None = Field(
         default=None,
         validation_alias="MCB_SESSION_KEY",

@@ -13,14 +13,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 from uuid import UUID
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from mcb.config import Settings
 from mcb.db.engine import libpq_url
@@ -35,7 +36,6 @@ from mcb.tenancy.tenants import SOURCES
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
-CACHE_SECONDS = 10.0
 LEGACY_ROUTES = {
     "/api/manychat": "manychat",
     "/api/ghl-webhook": "ghl",
@@ -59,15 +59,23 @@ class TenantRef:
     name: str
 
 
+DEFAULT_TENANT = ("default tenant",)  # the cache key of the legacy URLs' tenant (no slug is a tuple)
+
+
 class _Cache:
-    def __init__(self) -> None:
+    """Recent answers of the database, kept ``seconds``: a cached "not found" is an answer too (None).
+    Read on the event loop without any I/O, so a hit costs no thread-pool hop."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self._items: dict[Any, tuple[float, Any]] = {}
 
-    def get(self, key: Any) -> Any:
+    def lookup(self, key: Any) -> tuple[bool, Any]:
+        """(True, value) while the entry is fresh, else (False, None)."""
         item = self._items.get(key)
-        if item and time.monotonic() - item[0] < CACHE_SECONDS:
-            return item[1]
-        return None
+        if item is not None and time.monotonic() - item[0] < self.seconds:
+            return True, item[1]
+        return False, None
 
     def put(self, key: Any, value: Any) -> None:
         self._items[key] = (time.monotonic(), value)
@@ -77,9 +85,14 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _received(row_id: int) -> Response:
+    # The same bytes JSONResponse({"received": True, "id": row_id}) renders, without a json.dumps per request.
+    return Response(b'{"received":true,"id":%d}' % row_id, media_type="application/json")
+
+
 def create_app(settings: Settings, admin_engine: Engine, app_engine: Engine, url: str) -> FastAPI:
-    tenants = _Cache()
-    integrations = _Cache()
+    tenants = _Cache(settings.webhook_cache_seconds)
+    integrations = _Cache(settings.webhook_cache_seconds)
     writer = InboxWriter(libpq_url(settings.app_database_url or url))
     box_holder: dict[str, SecretBox | None] = {}
 
@@ -93,25 +106,27 @@ def create_app(settings: Settings, admin_engine: Engine, app_engine: Engine, url
     app.state.writer = writer
 
     def lookup_tenant(slug: str) -> TenantRef | None:
-        cached = tenants.get(slug)
-        if cached is not None:
-            return cached if cached != "missing" else None
         with app_session(app_engine) as conn:
             row = conn.execute(text("SELECT id, slug, name FROM tenants WHERE slug = :s AND is_active"),
                                {"s": slug}).first()
-        tenants.put(slug, TenantRef(*row) if row else "missing")
-        return TenantRef(*row) if row else None
+        found = TenantRef(*row) if row else None
+        tenants.put(slug, found)
+        return found
 
     def default_tenant() -> TenantRef | None:
         with app_session(app_engine) as conn:
-            row = conn.execute(text("SELECT slug FROM tenants WHERE is_default AND is_active")).first()
-        return lookup_tenant(row[0]) if row else None
+            row = conn.execute(text("SELECT id, slug, name FROM tenants WHERE is_default AND is_active")).first()
+        found = TenantRef(*row) if row else None
+        tenants.put(DEFAULT_TENANT, found)
+        return found
+
+    async def resolve_tenant(slug: str | None) -> TenantRef | None:
+        hit, tenant = tenants.lookup(slug if slug is not None else DEFAULT_TENANT)
+        if hit:
+            return cast(TenantRef | None, tenant)
+        return await run_in_threadpool(lookup_tenant, slug) if slug else await run_in_threadpool(default_tenant)
 
     def load_integration(tenant: TenantRef, source: str) -> Integration | None:
-        key = (tenant.id, source)
-        cached = integrations.get(key)
-        if cached is not None:
-            return cached if cached != "missing" else None
         if "box" not in box_holder:
             box_holder["box"] = secret_box(settings)
         box = box_holder["box"]
@@ -119,69 +134,74 @@ def create_app(settings: Settings, admin_engine: Engine, app_engine: Engine, url
         if box is not None:
             with tenant_session(app_engine, tenant.id) as conn:
                 found = get_integration(conn, box, tenant.id, source, slug=tenant.slug)
-        integrations.put(key, found if found is not None else "missing")
+        integrations.put((tenant.id, source), found)
         return found
+
+    async def resolve_integration(tenant: TenantRef, source: str) -> Integration | None:
+        hit, integration = integrations.lookup((tenant.id, source))
+        if hit:
+            return cast(Integration | None, integration)
+        return await run_in_threadpool(load_integration, tenant, source)
 
     def record_rejection(tenant: TenantRef, source: str, reason: str, remote: str | None) -> None:
         with tenant_session(app_engine, tenant.id) as conn:
             conn.execute(text("INSERT INTO webhook_rejections (tenant_id, source, reason, remote_addr) "
                               "VALUES (:t, :s, :r, :a)"), {"t": tenant.id, "s": source, "r": reason, "a": remote})
 
-    async def receive(request: Request, slug: str | None, source: str) -> JSONResponse:
+    async def receive(request: Request, slug: str | None, source: str) -> Response:
         if source not in SOURCES:
             return _error(404, f"Unknown source {source!r}; sources: {', '.join(SOURCES)}.")
-        tenant = await run_in_threadpool(lookup_tenant, slug) if slug else await run_in_threadpool(default_tenant)
+        tenant = await resolve_tenant(slug)
         if tenant is None:
             return _error(404, "Unknown tenant")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY:
             return _error(413, "Body larger than 1 MiB.")
-        body = bytearray()
+        body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
                 return _error(413, "Body larger than 1 MiB.")
-        integration = await run_in_threadpool(load_integration, tenant, source)
-        remote = request.client.host if request.client else None
+        integration = await resolve_integration(tenant, source)
         try:
-            how = authenticate(source, integration, bytes(body), request.headers, request.query_params.get("token"))
+            how = authenticate(source, integration, body, request.headers, request.query_params.get("token"))
         except Rejected as exc:
             log.info("rejected %s webhook for %s: %s", source, tenant.slug, exc)
+            remote = request.client.host if request.client else None
             try:
                 await run_in_threadpool(record_rejection, tenant, source, str(exc), remote)
             except Exception:  # recording the rejection must not turn a 401 into a 500
                 log.warning("could not record a rejection for %s", tenant.slug)
             return _error(401, "Authentication failed.")
-        payload = _read_body(bytes(body), request.headers.get("content-type", ""))
-        if payload is None:
+        stored = stored_payload(body, request.headers.get("content-type", ""), source)
+        if stored is None:
             return _error(400, "The body is not JSON (or form data).")
-        if source == "denefits":
-            payload = _without_secret(payload)
+        payload, payload_json = stored
         headers = {k: v for k, v in request.headers.items() if k in KEPT_HEADERS}
         headers["x-mcb-auth"] = how
-        row = InboxRow(tenant.id, source, _event_type(payload), payload, headers)
+        row = InboxRow(tenant.id, source, _event_type(payload), payload_json, json.dumps(headers))
         try:
             row_id = await writer.store(row)
         except InboxUnavailable:
             return _error(503, "Could not store the webhook; retry.")
-        return JSONResponse({"received": True, "id": row_id})
+        return _received(row_id)
 
     async def describe(slug: str, source: str) -> JSONResponse:
         if source not in SOURCES:
             return _error(404, f"Unknown source {source!r}; sources: {', '.join(SOURCES)}.")
-        tenant = await run_in_threadpool(lookup_tenant, slug)
+        tenant = await resolve_tenant(slug)
         if tenant is None:
             return _error(404, "Unknown tenant")
         return JSONResponse({"status": "ok", "tenant": tenant.slug, "name": tenant.name, "source": source,
                              "accepted_event_types": accepted_events(source)})
 
-    @app.post("/webhooks/{slug}/{source}")
-    async def webhook(slug: str, source: str, request: Request) -> JSONResponse:
-        return await receive(request, slug, source)
+    # The webhook POSTs are plain Starlette routes: the hot path needs no dependency injection, validation
+    # or response-model machinery, only the request (path parameters arrive as strings either way).
+    async def webhook(request: Request) -> Response:
+        return await receive(request, request.path_params["slug"], request.path_params["source"])
 
-    @app.post("/api/webhooks/{slug}/{source}")
-    async def webhook_original_path(slug: str, source: str, request: Request) -> JSONResponse:
-        return await receive(request, slug, source)
+    for path in ("/webhooks/{slug}/{source}", "/api/webhooks/{slug}/{source}"):
+        app.router.routes.append(Route(path, webhook, methods=["POST"]))
 
     @app.get("/webhooks/{slug}/{source}")
     async def webhook_health(slug: str, source: str) -> JSONResponse:
@@ -193,11 +213,10 @@ def create_app(settings: Settings, admin_engine: Engine, app_engine: Engine, url
 
     for path, legacy_source in LEGACY_ROUTES.items():
         def make(src: str) -> Any:
-            async def legacy(request: Request) -> JSONResponse:
+            async def legacy(request: Request) -> Response:
                 return await receive(request, None, src)
             return legacy
-        app.add_api_route(path, make(legacy_source), methods=["POST"], include_in_schema=True,
-                          name=f"legacy_{legacy_source}")
+        app.router.routes.append(Route(path, make(legacy_source), methods=["POST"], name=f"legacy_{legacy_source}"))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -214,11 +233,35 @@ def create_app(settings: Settings, admin_engine: Engine, app_engine: Engine, url
     return app
 
 
+def _reject_constant(name: str) -> Any:
+    # NaN and ±Infinity are Python's JSON extensions; PostgreSQL's jsonb refuses them, so they are not JSON here.
+    raise ValueError(f"{name} is not JSON")
+
+
+def stored_payload(body: bytes, content_type: str, source: str) -> tuple[Any, str] | None:
+    """(the parsed payload, the JSON text to store) of a request body, or None when it is neither JSON nor
+    form data. A UTF-8 JSON body is stored as the sender's own text; a form body becomes a JSON object; a
+    Denefits body is stored without its ``secret_key`` (at any depth)."""
+    if source != "denefits":
+        try:
+            text_body = body.decode("utf-8")
+            if text_body.strip():
+                return json.loads(text_body, parse_constant=_reject_constant), text_body
+        except ValueError:  # UnicodeDecodeError is a ValueError too
+            pass
+    payload = _read_body(body, content_type)
+    if payload is None:
+        return None
+    if source == "denefits":
+        payload = _without_secret(payload)
+    return payload, json.dumps(payload)
+
+
 def _read_body(body: bytes, content_type: str) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_reject_constant)
     except ValueError:
         pass
     if "application/x-www-form-urlencoded" in content_type:
