@@ -650,12 +650,13 @@ def start_serve(url: str, home: Path, workers: int, processes: int | None,
     raise SystemExit("mcb serve did not start within 60 s")
 
 
-def start_workers(url: str, home: Path, count: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(url: str, home: Path, count: int, nice: int = 0) -> list[subprocess.Popen[bytes]]:
     """``mcb worker`` processes next to ``mcb serve`` (the design's "more processes allowed")."""
     procs = []
     for i in range(count):
         with (home / f"worker{i}.log").open("wb") as sink:
-            procs.append(subprocess.Popen([*MCB, "worker", "--poll", "0.2"], env=mcb_env(url, home), stdout=sink,
+            procs.append(subprocess.Popen([*MCB, "worker", "--poll", "0.2", "--nice", str(nice)],
+                                          env=mcb_env(url, home), stdout=sink,
                                           stderr=subprocess.STDOUT))
     return procs
 
@@ -1007,7 +1008,7 @@ def run(args: argparse.Namespace, console: Console) -> Report:
                           + (f" and {args.worker_processes} `mcb worker` process(es)" if args.worker_processes
                              else "") + " …")
             proc, port = start_serve(url, home, args.workers, args.processes, home / "serve.log")
-            workers = start_workers(url, home, args.worker_processes)
+            workers = start_workers(url, home, args.worker_processes, args.worker_nice)
             meter.serve_pids = [proc.pid] + [w.pid for w in workers]
             asyncio.run(run_load(args, report, url, port, keys, meter, console))
             report.serve = {"alive_at_end": proc.poll() is None,
@@ -1100,6 +1101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="in-process worker threads of mcb serve")
     parser.add_argument("--worker-processes", type=int, default=0,
                         help="`mcb worker` processes to run next to mcb serve (e.g. with --workers 0)")
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="`mcb worker --nice`: how much lower the worker processes run than mcb serve")
     parser.add_argument("--processes", type=int, default=None,
                         help="HTTP processes of mcb serve (its --processes; unset: mcb serve's default)")
     parser.add_argument("--rate", type=float, default=500.0, help="requests/s of the fixed-rate phase")

@@ -343,6 +343,39 @@ def test_stored_payloads_json_form_array_and_denefits(server: Server) -> None:
     assert (nan.status_code, nan.json()) == (400, {"error": "The body is not JSON (or form data)."})
 
 
+def test_a_body_jsonb_refuses_is_a_400_and_never_fails_the_requests_committed_with_it(server: Server) -> None:
+    # Valid JSON that PostgreSQL's jsonb cannot hold (a NUL character in a string). The inbox commits
+    # concurrent requests together: the bad one must not turn the others into 503s.
+    bad_body = b'{"event_type": "contact_created", "subscriber": {"id": "nul", "first_name": "A\\u0000B"}}'
+    results: dict[str, list[httpx.Response]] = {"good": [], "bad": []}
+    lock = threading.Lock()
+
+    def send(kind: str, n: int) -> None:
+        if kind == "bad":
+            response = server.post("/webhooks/ppcu/manychat", raw=bad_body,
+                                   headers={"content-type": "application/json", **token()})
+        else:
+            response = server.post("/webhooks/ppcu/manychat", manychat(f"nul_ok_{n}", "contact_created"),
+                                   headers=token())
+        with lock:
+            results[kind].append(response)
+
+    threads = [threading.Thread(target=send, args=("bad" if n % 10 == 0 else "good", n)) for n in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results["bad"]) == 6 and len(results["good"]) == 54
+    for response in results["bad"]:
+        assert response.status_code == 400, response.text
+        assert "cannot be stored" in response.json()["error"]
+    assert all(r.status_code == 200 for r in results["good"]), [r.status_code for r in results["good"]]
+    ids = [r.json()["id"] for r in results["good"]]
+    stored = server.rows("SELECT count(*) FROM webhook_logs WHERE id = ANY(%s)", (ids,))[0][0]
+    assert stored == 54
+    assert server.rows("SELECT count(*) FROM webhook_logs WHERE payload->'subscriber'->>'id' = 'nul'") == [(0,)]
+
+
 def test_a_disabled_tenant_and_a_changed_secret_take_effect_within_the_cache_time(server: Server) -> None:
     port = _free_port()
     proc = _start({**server.env, "MCB_WEBHOOK_CACHE_SECONDS": "1"}, port)

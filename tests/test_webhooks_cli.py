@@ -41,7 +41,7 @@ def test_worker_once_processes_and_records_outcomes(head_url: str, cli_env: dict
     good = store(head_url, "manychat", {"subscriber": {"id": "s1", "first_name": "Ann", "custom_fields": {}},
                                         "event_type": "contact_created", "surprise": 1})
     bad = store(head_url, "manychat", {"nothing": "here"})
-    done = mcb(cli_env, head_url, "worker", "--once")
+    done = mcb(cli_env, head_url, "worker", "--once", "--nice", "3")  # below the HTTP side, as in production
     assert done.returncode == 0, done.stderr
     assert "Processed: error 1, processed 1" in done.stdout
     outcome = rows(head_url, "SELECT status, unknown_keys, outcome->>'created', contact_id IS NOT NULL, "

@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _root() -> None:
+    """MCB: multi-tenant funnel tracking on PostgreSQL."""
+
+
 def build_app(argv: list[str] | None = None) -> typer.Typer:
     """The ``mcb`` Typer app with the command named in ``argv`` (all of them when none is named)."""
     named = next((a for a in (argv or []) if not a.startswith("-")), None)
@@ -43,6 +47,9 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+    # A callback keeps `mcb` a group even when only one command is loaded (Typer would otherwise run a
+    # lone command as the program itself, and `mcb serve` would read "serve" as an extra argument).
+    app.callback()(_root)
     for name, (module, attribute) in GROUPS.items():
         if name in only:
             app.add_typer(getattr(importlib.import_module(module), attribute), name=name)

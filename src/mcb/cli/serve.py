@@ -14,7 +14,7 @@ from mcb.cli.common import out
 from mcb.config import Settings, get_settings
 from mcb.db.engine import connect_engine, database_url, make_engine, redact_url, runtime_engine
 from mcb.errors import UserError
-from mcb.ingest.worker import WorkerThread, drain
+from mcb.ingest.worker import WorkerThread, drain, lower_priority
 from mcb.meta.schedule import MetaSyncScheduler, parse_time_of_day
 from mcb.meta.sync import tenants_with_meta
 from mcb.migrate import runner
@@ -39,6 +39,10 @@ def serve(
     processes: Annotated[int, typer.Option(
         "--processes", min=1, help="HTTP processes sharing the port (webhooks and dashboard). The workers and "
         "the Meta schedule still run once, in the parent process.")] = 1,
+    worker_nice: Annotated[int | None, typer.Option(
+        "--worker-nice", min=0, max=19, help="How much lower the worker threads run in the OS scheduler than "
+        "the HTTP processes, so acknowledging keeps its latency under load. Default: 10 with --processes "
+        "above 1, else 0 (with one process they share it).")] = None,
     no_upgrade: Annotated[bool, typer.Option("--no-upgrade", help="Do not upgrade the schema first.")] = False,
     schedule: Annotated[bool, typer.Option(
         "--schedule", help="Also sync Meta Ads daily for every active tenant with a meta integration "
@@ -69,7 +73,9 @@ def serve(
         out.print(f"[bold]{tenant.slug}[/bold]")
         for source, hook in tenant.webhook_urls(settings.public_url).items():
             out.print(f"  {source:<12} {hook}")
-    threads: list[WorkerThread | MetaSyncScheduler] = [WorkerThread(admin_engine, app_engine) for _ in range(workers)]
+    nice = worker_nice if worker_nice is not None else (10 if processes > 1 else 0)
+    threads: list[WorkerThread | MetaSyncScheduler] = [WorkerThread(admin_engine, app_engine, nice=nice)
+                                                       for _ in range(workers)]
     if at is not None:
         threads.append(MetaSyncScheduler(admin_engine, app_engine, settings, at=at))
         synced = ", ".join(t.slug for t in tenants_with_meta(admin_engine)) or "none yet"
@@ -171,8 +177,13 @@ def _exit_with_parent() -> None:
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Process what is waiting, then exit.")] = False,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between polls when idle.")] = 0.5,
+    nice: Annotated[int, typer.Option(
+        "--nice", min=0, max=19, help="Run this many steps lower in the OS scheduler (like `nice -n`), so "
+        "that on a shared machine `mcb serve`'s acknowledgements come first.")] = 0,
 ) -> None:
     """Process the inbox (run more of these to process in parallel; rows are never taken twice)."""
+    if nice:
+        lower_priority(nice)
     settings = get_settings()
     admin_engine = connect_engine(database_url(settings))
     app_engine = runtime_engine(settings)

@@ -27,7 +27,7 @@ from mcb.config import Settings
 from mcb.db.engine import libpq_url
 from mcb.db.session import app_session, tenant_session
 from mcb.ingest.auth import Rejected, authenticate
-from mcb.ingest.inbox import InboxRow, InboxUnavailable, InboxWriter
+from mcb.ingest.inbox import InboxRefused, InboxRow, InboxUnavailable, InboxWriter
 from mcb.ingest.worker import inbox_lag
 from mcb.tenancy.integrations import Integration, get_integration
 from mcb.tenancy.secrets import SecretBox, secret_box
@@ -182,6 +182,9 @@ def create_app(settings: Settings, admin_engine: Engine, app_engine: Engine, url
         row = InboxRow(tenant.id, source, _event_type(payload), payload_json, json.dumps(headers))
         try:
             row_id = await writer.store(row)
+        except InboxRefused:
+            return _error(400, "The body's JSON cannot be stored (PostgreSQL's jsonb refuses it, e.g. a \\u0000 "
+                               "in a string).")
         except InboxUnavailable:
             return _error(503, "Could not store the webhook; retry.")
         return _received(row_id)

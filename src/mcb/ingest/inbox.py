@@ -46,6 +46,11 @@ class InboxUnavailable(Exception):
     """The row could not be committed; the request must be answered 503."""
 
 
+class InboxRefused(Exception):
+    """PostgreSQL refused this row's content (e.g. a ``\\u0000`` in a JSON string, which jsonb cannot hold):
+    the request must be answered 400, since retrying it can never succeed."""
+
+
 class InboxWriter:
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
@@ -85,23 +90,43 @@ class InboxWriter:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                ids = await self._write(batch)
-            except Exception as exc:  # the database is down or refused the batch: every request gets 503
-                log.warning("inbox commit of %d row(s) failed: %s", len(batch), type(exc).__name__)
-                if self._conn is not None:
-                    with contextlib.suppress(Exception):
-                        await self._conn.close()
-                self._conn = None
-                for row in batch:
-                    if row.future is not None and not row.future.done():
-                        row.future.set_exception(InboxUnavailable(str(type(exc).__name__)))
-                continue
-            self.batches += 1
-            self.rows += len(batch)
-            for row, row_id in zip(batch, ids, strict=True):
-                if row.future is not None and not row.future.done():
-                    row.future.set_result(row_id)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[InboxRow]) -> None:
+        try:
+            ids = await self._write(batch)
+        except psycopg.DataError as exc:
+            # One request's content was refused, and with it the whole batch: commit the others one by
+            # one, so a single bad body is a 400 for its sender instead of a 503 for everyone.
+            if len(batch) == 1:
+                log.info("inbox refused a row: %s", type(exc).__name__)
+                self._resolve(batch[0], InboxRefused(type(exc).__name__))
+                return
+            for row in batch:
+                await self._commit([row])
+            return
+        except Exception as exc:  # the database is down or refused the batch: every request gets 503
+            log.warning("inbox commit of %d row(s) failed: %s", len(batch), type(exc).__name__)
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    await self._conn.close()
+            self._conn = None
+            for row in batch:
+                self._resolve(row, InboxUnavailable(type(exc).__name__))
+            return
+        self.batches += 1
+        self.rows += len(batch)
+        for row, row_id in zip(batch, ids, strict=True):
+            self._resolve(row, row_id)
+
+    @staticmethod
+    def _resolve(row: InboxRow, outcome: int | Exception) -> None:
+        if row.future is None or row.future.done():
+            return
+        if isinstance(outcome, Exception):
+            row.future.set_exception(outcome)
+        else:
+            row.future.set_result(outcome)
 
     async def _write(self, batch: list[InboxRow]) -> list[int]:
         conn = await self._connection()
