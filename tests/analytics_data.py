@@ -22,6 +22,12 @@ CENTNER = UUID("4b8c38aa-969f-4fb6-846e-f59436bda9d4")
 COLUMNLINE = UUID("35e77fae-2a37-5f5e-a6c0-ecc3275f346f")
 
 
+def new_york_with_historical_filter(conn: Connection) -> None:
+    """Every tenant in America/New_York with the historical filter on (an admin session's connection)."""
+    conn.execute(text("UPDATE tenants SET config = config || "
+                      "'{\"timezone\": \"America/New_York\", \"historical_filter\": true}'::jsonb"))
+
+
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 

@@ -36,7 +36,17 @@ from mcb.db.engine import make_engine
 from mcb.db.session import admin_session, tenant_session
 from mcb.errors import UserError
 from mcb.tenancy.tenants import Tenant, get_tenant
-from tests.analytics_data import CENTNER, COLUMNLINE, PPCU, ghl_contact, insight, payment, subscriber, utc
+from tests.analytics_data import (
+    CENTNER,
+    COLUMNLINE,
+    PPCU,
+    ghl_contact,
+    insight,
+    new_york_with_historical_filter,
+    payment,
+    subscriber,
+    utc,
+)
 
 NY = "America/New_York"
 W45 = Window(date(2025, 11, 3), date(2025, 11, 9), NY)
@@ -86,8 +96,7 @@ def engine(pg: Any, head_template: str) -> Iterator[Engine]:
     with pg.database(template=head_template) as url:
         eng = make_engine(url)
         with admin_session(eng) as conn:
-            conn.execute(text("UPDATE tenants SET config = config || "
-                              "'{\"timezone\": \"America/New_York\", \"historical_filter\": true}'::jsonb"))
+            new_york_with_historical_filter(conn)
         build_history(eng, PPCU)
         build_history(eng, CENTNER)
         yield eng

@@ -28,14 +28,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from mcb.analytics import metrics
 from mcb.analytics.window import Window
 from mcb.db.engine import make_engine
 from mcb.db.session import admin_session, tenant_session
 from mcb.tenancy.tenants import Tenant, get_tenant
-from tests.analytics_data import PPCU, insight, payment, subscriber, utc
+from tests.analytics_data import PPCU, insight, new_york_with_historical_filter, payment, subscriber, utc
 
 NY = "America/New_York"
 W44 = Window(date(2025, 10, 27), date(2025, 11, 2), NY)
@@ -48,8 +48,7 @@ def engine(pg: Any, head_template: str) -> Iterator[Engine]:
     with pg.database(template=head_template) as url:
         eng = make_engine(url)
         with admin_session(eng) as conn:
-            conn.execute(text("UPDATE tenants SET config = config || "
-                              "'{\"timezone\": \"America/New_York\", \"historical_filter\": true}'::jsonb"))
+            new_york_with_historical_filter(conn)
         with tenant_session(eng, PPCU) as conn:
             subscriber(conn, PPCU, "p", utc(2025, 10, 27, 4), ("dm_qualified", utc(2025, 11, 3, 4, 30)),
                        ("dm_qualified", utc(2025, 11, 4, 12)), ad_id="ad_1")

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from mcb.db.engine import make_engine
 from mcb.db.session import admin_session, tenant_session
-from tests.analytics_data import CENTNER, PPCU, payment, subscriber, utc
+from tests.analytics_data import CENTNER, PPCU, new_york_with_historical_filter, payment, subscriber, utc
 from tests.test_metrics import build_history
 
 MCB = [sys.executable, "-c", "from mcb.cli import main; main()"]
@@ -27,8 +26,7 @@ def url(pg: Any, head_template: str) -> Iterator[str]:
     with pg.database(template=head_template) as db_url:
         engine = make_engine(db_url)
         with admin_session(engine) as conn:
-            conn.execute(text("UPDATE tenants SET config = config || "
-                              "'{\"timezone\": \"America/New_York\", \"historical_filter\": true}'::jsonb"))
+            new_york_with_historical_filter(conn)
         build_history(engine, PPCU)
         build_history(engine, CENTNER)
         with tenant_session(engine, PPCU) as conn:
