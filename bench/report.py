@@ -174,7 +174,8 @@ def load(db: Database, scale: float) -> dict[str, Any]:
         conn.execute("SET maintenance_work_mem = '512MB'")
         conn.execute("UPDATE tenants SET config = config || '{\"timezone\": \"America/New_York\", "
                      "\"historical_filter\": true}'::jsonb")
-        tables = ("contacts", "funnel_events", "payments", "meta_ad_insights", "contact_leads", "contact_emails")
+        tables = ("contacts", "funnel_events", "payments", "meta_ad_insights", "contact_leads", "contact_emails",
+                  "funnel_event_repeats", "shared_emails")
         indexes = conn.execute(
             "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = 'public' AND i.tablename = ANY(%s) "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", (list(tables),)).fetchall()
@@ -246,8 +247,13 @@ def load(db: Database, scale: float) -> dict[str, Any]:
                            (random() * 3000)::int, (random() * 60)::int, now()
                     FROM generate_series(1, %(a)s) a CROSS JOIN generate_series(0, %(days)s - 1) d""",
                              {"t": tenant, "a": ads, "end": END, "days": DAYS})
-        with step("contact_leads rebuilt (the load bypassed its trigger)", times):
-            from mcb.analytics.rollups import rebuild_contact_leads
+        with step("contact_leads, funnel_event_repeats, shared_emails rebuilt (the load bypassed their triggers)",
+                  times):
+            from mcb.analytics.rollups import (
+                rebuild_contact_leads,
+                rebuild_event_repeats,
+                rebuild_shared_emails,
+            )
             from mcb.db.engine import make_engine
             from mcb.db.session import admin_session
 
@@ -255,6 +261,8 @@ def load(db: Database, scale: float) -> dict[str, Any]:
             with admin_session(engine) as sconn:
                 for tenant in TENANTS.values():
                     rebuild_contact_leads(sconn, tenant)
+                    rebuild_event_repeats(sconn, tenant)
+                    rebuild_shared_emails(sconn, tenant)
             engine.dispose()
         with step("contact_emails rebuilt (the load bypassed its trigger)", times):
             conn.execute(CONTACT_EMAILS)

@@ -95,6 +95,19 @@ def test_two_weeks_in_one_statement_count_each_week_as_its_own(engine: Engine) -
     assert call(engine, metrics.stage_counts, W45) == w45
 
 
+def test_a_contact_counts_once_in_a_window_that_holds_two_of_its_events(engine: Engine) -> None:
+    # W44 and W45 as one window: qualified P (Nov 3 04:30 and Nov 4: its second qualification follows the
+    # first inside the window, so it is not counted again) and T: 2; meetings held Q (Nov 3 and Nov 5): 1;
+    # leads P, Q, R (S is historical): 3; deposits U; buyers U (W44's purchase) and Q: 2.
+    both = Window(date(2025, 10, 27), date(2025, 11, 9), NY)
+    assert call(engine, metrics.stage_counts, both) == {**ZERO, "leads": 3, "qualified": 2, "meetings_held": 1,
+                                                          "deposits": 1, "buyers": 2}
+    # The window that starts between P's two qualifications counts the second: Nov 4 00:00 local onwards.
+    later = Window(date(2025, 11, 4), date(2025, 11, 9), NY)
+    assert call(engine, metrics.stage_counts, later, only=["qualified", "meetings_held"]) == {
+        **ZERO, "qualified": 1, "meetings_held": 1}
+
+
 def test_grouped_counts_by_ad_and_in_cohort_mode(engine: Engine) -> None:
     w44, w45 = call(engine, metrics.stage_counts_per_by, [W44, W45], "ad_id")
     assert w44["ad_1"] == {**ZERO, "leads": 2, "qualified": 1}  # P and Q; P qualified

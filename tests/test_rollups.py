@@ -1,5 +1,6 @@
-"""contact_leads (revision 0013) stays exact: each contact's earliest lead event, whatever the order in
-which deliveries arrive, and a rebuild from the events changes nothing."""
+"""The rollups stay exact, whatever the order in which deliveries arrive and whoever writes, and a rebuild
+from the source tables changes nothing: contact_leads (revisions 0013 and 0015: each contact's earliest
+lead event and identity facts), funnel_event_repeats and shared_emails (revision 0015)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from mcb.analytics.rollups import rebuild_contact_leads
+from mcb.analytics.rollups import REPEAT_TYPES, rebuild_contact_leads, rebuild_event_repeats
 from mcb.db.engine import make_engine
 from mcb.db.session import admin_session, tenant_session
 from mcb.funnel.apply import apply_event
 from mcb.funnel.events import ContactFacts, FunnelEvent, Normalized
-from tests.analytics_data import CENTNER, PPCU, ghl_contact, subscriber, utc
+from tests.analytics_data import CENTNER, PPCU, event, ghl_contact, subscriber, utc
 
 
 @pytest.fixture
@@ -72,3 +73,145 @@ def test_rebuild_restores_a_damaged_rollup(engine: Engine) -> None:
     with admin_session(engine) as conn:  # deleting a contact deletes its row
         conn.execute(text("DELETE FROM contacts WHERE mc_id = 'mc_a'"))
     assert leads(engine, PPCU) == {"mc_b": "2025-11-02T09:00:00+00:00"}
+
+
+# ------------------------------------------------------------------ revision 0015
+
+
+def repeats(engine: Engine, tenant: Any, mc_id: str) -> list[tuple[str, str, str]]:
+    """(event type, time, previous time) of one contact's repeat rows, in time order."""
+    with tenant_session(engine, tenant) as conn:
+        rows = conn.execute(text(
+            "SELECT r.event_type, r.event_timestamp, r.previous_at FROM funnel_event_repeats r "
+            "JOIN contacts c ON c.tenant_id = r.tenant_id AND c.id = r.contact_id WHERE c.mc_id = :m "
+            "ORDER BY 2, 3"), {"m": mc_id}).all()
+    return [(r[0], r[1].strftime("%d %H:%M"), r[2].strftime("%d %H:%M")) for r in rows]
+
+
+CLICKS = [("k1", utc(2025, 11, 10, 9)), ("k2", utc(2025, 11, 11, 9)), ("k3", utc(2025, 11, 11, 9)),
+          ("k4", utc(2025, 11, 12, 9))]
+"""Four link clicks of one contact, two of them at the same instant."""
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]], ids=["in order", "reversed", "mixed"])
+def test_repeats_are_the_same_whatever_the_delivery_order(engine: Engine, order: list[int]) -> None:
+    with tenant_session(engine, PPCU) as conn:
+        subscriber(conn, PPCU, "mc_r", utc(2025, 11, 1, 9))
+        for i in order:
+            key, at = CLICKS[i]
+            event(conn, PPCU, "mc_r", "link_clicked", at, key=key)
+        event(conn, PPCU, "mc_r", "dm_qualified", utc(2025, 11, 2, 9), key="q1")
+    # Each click after the first names the one before it; the tie is ordered, so one of the two 11th
+    # clicks follows the other. The single qualification and the lead are no repeats.
+    assert repeats(engine, PPCU, "mc_r") == [("link_clicked", "11 09:00", "10 09:00"),
+                                             ("link_clicked", "11 09:00", "11 09:00"),
+                                             ("link_clicked", "12 09:00", "11 09:00")]
+    # A redelivery of the last click with an earlier time moves it first: every link changes.
+    with tenant_session(engine, PPCU) as conn:
+        event(conn, PPCU, "mc_r", "link_clicked", utc(2025, 11, 9, 9), key="k4")
+    assert repeats(engine, PPCU, "mc_r") == [("link_clicked", "10 09:00", "09 09:00"),
+                                             ("link_clicked", "11 09:00", "10 09:00"),
+                                             ("link_clicked", "11 09:00", "11 09:00")]
+    with tenant_session(engine, PPCU) as conn:
+        assert rebuild_event_repeats(conn, PPCU) == 0
+    assert repeats(engine, CENTNER, "mc_r") == []
+
+
+def test_rebuild_restores_damaged_repeats_and_deletes_follow_the_events(engine: Engine) -> None:
+    with tenant_session(engine, PPCU) as conn:
+        subscriber(conn, PPCU, "mc_d", utc(2025, 11, 1, 9), ("link_sent", utc(2025, 11, 2, 9)),
+                   ("link_sent", utc(2025, 11, 3, 9)))
+    assert repeats(engine, PPCU, "mc_d") == [("link_sent", "03 09:00", "02 09:00")]
+    with admin_session(engine) as conn:
+        conn.execute(text("UPDATE funnel_event_repeats SET previous_at = previous_at - interval '1 day'"))
+        conn.execute(text("INSERT INTO funnel_event_repeats SELECT tenant_id, contact_id, id, event_type, "
+                          "event_timestamp, event_timestamp FROM funnel_events WHERE event_type = 'contact_subscribed'"))
+    with tenant_session(engine, PPCU) as conn:
+        assert rebuild_event_repeats(conn, PPCU) == 2
+    assert repeats(engine, PPCU, "mc_d") == [("link_sent", "03 09:00", "02 09:00")]
+    with admin_session(engine) as conn:  # deleting the first event makes the second the first
+        conn.execute(text("DELETE FROM funnel_events WHERE event_type = 'link_sent' AND event_timestamp = :at"),
+                     {"at": utc(2025, 11, 2, 9)})
+    assert repeats(engine, PPCU, "mc_d") == []
+
+
+def test_the_revision_keeps_repeats_of_every_type_a_stage_counts() -> None:
+    import importlib
+
+    revision = importlib.import_module("mcb.migrations.versions.0015_report_rollups")
+    assert set(revision.REPEAT_TYPES) == set(REPEAT_TYPES) == {
+        "dm_qualified", "link_sent", "link_clicked", "form_submitted", "appointment_scheduled", "appointment_held",
+        "package_sent", "deposit_paid", "purchase_completed", "payment_plan_created"}
+
+
+def identity(engine: Engine, mc_id: str) -> tuple[Any, ...]:
+    with tenant_session(engine, PPCU) as conn:
+        return tuple(conn.execute(text(
+            "SELECT l.has_ad_id, l.has_mc_id, l.has_ghl_id, l.has_email, l.primary_email FROM contact_leads l "
+            "JOIN contacts c ON c.tenant_id = l.tenant_id AND c.id = l.contact_id WHERE c.mc_id = :m"),
+            {"m": mc_id}).one())
+
+
+def test_a_leads_identity_facts_follow_its_contact_whoever_writes(engine: Engine) -> None:
+    with tenant_session(engine, PPCU) as conn:
+        subscriber(conn, PPCU, "mc_i", utc(2025, 11, 1, 9))
+    assert identity(engine, "mc_i") == (False, True, False, False, None)
+    with tenant_session(engine, PPCU) as conn:  # a later delivery brings an e-mail and a GHL id
+        subscriber(conn, PPCU, "mc_i", utc(2025, 11, 2, 9), email="Ann@Example.com", ghl_id="ghl_i")
+    assert identity(engine, "mc_i") == (False, True, True, True, "ann@example.com")
+    with admin_session(engine) as conn:  # the original application writes without a tenant session
+        conn.execute(text("UPDATE contacts SET ad_id = 'ad_7', email_primary = NULL, email_booking = 'b@x.io' "
+                          "WHERE mc_id = 'mc_i'"))
+    assert identity(engine, "mc_i") == (True, True, True, True, None)
+    with tenant_session(engine, PPCU) as conn:
+        assert rebuild_contact_leads(conn, PPCU) == 0
+
+
+def shared(engine: Engine, tenant: Any) -> set[str]:
+    with tenant_session(engine, tenant) as conn:
+        return set(conn.execute(text("SELECT email FROM shared_emails")).scalars())
+
+
+def test_shared_emails_hold_the_primary_addresses_of_two_or_more_contacts(engine: Engine) -> None:
+    with tenant_session(engine, PPCU) as conn:
+        subscriber(conn, PPCU, "mc_s1", utc(2025, 11, 1, 9), email="Sam@Example.com")
+        subscriber(conn, PPCU, "mc_s2", utc(2025, 11, 1, 10), email="other@example.com")
+        subscriber(conn, PPCU, "mc_s3", utc(2025, 11, 1, 11))
+    with tenant_session(engine, CENTNER) as conn:  # the same address in another tenant shares nothing
+        subscriber(conn, CENTNER, "mc_s1", utc(2025, 11, 1, 9), email="sam@example.com")
+    assert shared(engine, PPCU) == set() and shared(engine, CENTNER) == set()
+    with admin_session(engine) as conn:
+        conn.execute(text("UPDATE contacts SET email_primary = 'sam@EXAMPLE.com' WHERE mc_id = 'mc_s2'"))
+        conn.execute(text("UPDATE contacts SET email_booking = 'sam@example.com' WHERE mc_id = 'mc_s3'"))
+    # a booking address is not a primary one: only s1 and s2 share it
+    assert shared(engine, PPCU) == {"sam@example.com"} and shared(engine, CENTNER) == set()
+    with admin_session(engine) as conn:
+        conn.execute(text("DELETE FROM contacts WHERE mc_id = 'mc_s2' AND tenant_id = :t"), {"t": PPCU})
+    assert shared(engine, PPCU) == set()
+
+
+def test_two_writers_of_one_address_at_once_still_share_it(engine: Engine) -> None:
+    """The original application inserting two contacts with one address in overlapping transactions:
+    neither sees the other's row, so without the address lock neither would record the share."""
+    import threading
+
+    first = engine.connect()
+    first.execute(text("SET mcb.admin = 'on'"))
+    first.execute(text("INSERT INTO contacts (tenant_id, mc_id, email_primary) VALUES (:t, 'mc_w1', 'w@x.io')"),
+                  {"t": PPCU})
+    done = threading.Event()
+
+    def second() -> None:
+        with admin_session(engine) as conn:
+            conn.execute(text("INSERT INTO contacts (tenant_id, mc_id, email_primary) VALUES (:t, 'mc_w2', 'W@x.io')"),
+                         {"t": PPCU})
+        done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not done.wait(0.5)  # it waits for the first writer's address lock
+    first.commit()
+    first.close()
+    thread.join(10)
+    assert done.is_set()
+    assert shared(engine, PPCU) == {"w@x.io"}

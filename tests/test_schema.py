@@ -149,7 +149,8 @@ def test_tenant_tables_are_the_tables_with_tenant_id() -> None:
     assert set(TENANT_TABLES) == {*LEGACY_TABLES, "tenant_integrations", "funnel_events", "chatbot_configs",
                                   "conversation_threads", "meta_capi_events", "webhook_rejections",
                                   "sync_runs", "contact_leads",
-                                  "contact_emails"}
+                                  "contact_emails", "funnel_event_repeats",
+                                  "shared_emails"}
 
 
 @pytest.mark.parametrize("name", TENANT_TABLES)

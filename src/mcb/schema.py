@@ -823,10 +823,19 @@ contact_leads = Table(
     Column("tenant_id", UUID, nullable=False),
     Column("contact_id", UUID, nullable=False),
     Column("lead_at", TIMESTAMPTZ, nullable=False),
+    # The lead's identity facts (revision 0015), kept from its contact by the trigger contacts_lead_identity;
+    # NULL only until 0015's backfill has filled the rows that existed before it.
+    Column("has_ad_id", BOOLEAN),
+    Column("has_mc_id", BOOLEAN),
+    Column("has_ghl_id", BOOLEAN),
+    Column("has_email", BOOLEAN),
+    Column("primary_email", TEXT),
     PrimaryKeyConstraint("tenant_id", "contact_id", name="contact_leads_pkey"),
     _tenant_fk("contact_leads"),
     _contact_fk("contact_leads", ondelete="CASCADE"),
-    Index("idx_contact_leads_tenant_lead_at", "tenant_id", "lead_at", postgresql_include=["contact_id"]),
+    # 0015 replaced 0013's (tenant_id, lead_at) INCLUDE (contact_id) with this one, which the checks read alone.
+    Index("idx_contact_leads_tenant_lead_at_identity", "tenant_id", "lead_at",
+          postgresql_include=["contact_id", "has_ad_id", "has_mc_id", "has_ghl_id", "has_email", "primary_email"]),
     comment="Exact rollup: each contact's earliest lead event time (kept by a trigger on funnel_events)",
 )
 
@@ -843,6 +852,38 @@ contact_emails = Table(
     _tenant_fk("contact_emails"),
     _contact_fk("contact_emails", ondelete="CASCADE"),
     comment="Each contact's e-mail addresses, lower-cased (kept by a trigger on contacts)",
+)
+
+# The addresses that are the primary e-mail of two or more of a tenant's contacts (revision 0015), kept
+# exact by the trigger contacts_track_shared_email: the duplicate-e-mail check reads this small set.
+shared_emails = Table(
+    "shared_emails",
+    metadata,
+    Column("tenant_id", UUID, nullable=False),
+    Column("email", TEXT, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "email", name="shared_emails_pkey"),
+    _tenant_fk("shared_emails"),
+    comment="Exact rollup: addresses that are the primary e-mail of two or more contacts (kept by a trigger on contacts)",
+)
+
+# The stage events that are not their contact's first of their type (revision 0015), with the time of the
+# one before: an exact rollup kept by statement triggers on funnel_events, so a window's distinct contacts
+# per event type are two counts instead of a DISTINCT (mcb.analytics.metrics).
+funnel_event_repeats = Table(
+    "funnel_event_repeats",
+    metadata,
+    Column("tenant_id", UUID, nullable=False),
+    Column("contact_id", UUID, nullable=False),
+    Column("event_id", UUID, nullable=False),
+    Column("event_type", TEXT, nullable=False),
+    Column("event_timestamp", TIMESTAMPTZ, nullable=False),
+    Column("previous_at", TIMESTAMPTZ, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "contact_id", "event_id", name="funnel_event_repeats_pkey"),
+    _tenant_fk("funnel_event_repeats"),
+    _contact_fk("funnel_event_repeats", ondelete="CASCADE"),
+    Index("idx_funnel_event_repeats_tenant_time", "tenant_id", "event_timestamp",
+          postgresql_include=["event_type", "previous_at", "contact_id"]),
+    comment="Exact rollup: stage events that are not their contact's first of their type (kept by triggers on funnel_events)",
 )
 
 # A tenant's chatbot prompts and flows; at most one active default and one active config per A/B value.

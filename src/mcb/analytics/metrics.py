@@ -388,6 +388,8 @@ def stage_counts_per_by(
             FROM x {join} {restrict}
         ) d
         GROUP BY 1, 2, 3"""
+    if dimension is None and mode == "activity":
+        return [{None: counts} for counts in _activity_counts(conn, tenant, windows, wanted, include_historical)]
     result: list[dict[str | None, dict[str, int]]] = [{} for _ in windows]
     params = {**_params(tenant, windows), "types": types, "vals": sorted(set(values or ()))}
     for w, grp, metric, count in conn.execute(text(sql), params):
@@ -395,6 +397,58 @@ def stage_counts_per_by(
     if dimension is None:
         for counts in result:
             counts.setdefault(None, _empty_counts())
+    return result
+
+
+def _activity_counts(conn: Connection, tenant: Tenant, windows: Sequence[Window], wanted: set[str],
+                     include_historical: bool | None) -> list[dict[str, int]]:
+    """Activity-mode stage counts of each window without a DISTINCT over its events.
+
+    A stage with one event type counts the window's events of that type less its *repeats*: the events
+    whose contact's previous event of the type (``funnel_event_repeats``, revision 0015, an exact rollup) is
+    in the same window. What remains is one event per contact: its first of the type in the window. A stage
+    with several types (buyers) makes its few (contact, stage) pairs distinct as before."""
+    single = {name: types[0] for name, types in STAGES if name != "leads" and name in wanted and len(types) == 1}
+    multi = sorted({t for name, ts in STAGES if name != "leads" and name in wanted and len(ts) > 1 for t in ts})
+    leads_wanted = "true" if "leads" in wanted else "false"
+    sql = f"""
+        WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE}
+        SELECT w, 'leads' AS kind, NULL AS key, count(*) FROM leads WHERE {leads_wanted} GROUP BY 1
+        UNION ALL
+        SELECT {_bucket("e.event_timestamp")}, 'events', e.event_type, count(*)
+        FROM funnel_events e
+        WHERE e.tenant_id = :t AND e.event_timestamp >= :s AND e.event_timestamp < :e
+          AND e.event_type = ANY(:single) AND e.contact_id NOT IN (SELECT id FROM hist)
+        GROUP BY 1, 3
+        UNION ALL
+        SELECT {_bucket("r.event_timestamp")}, 'repeats', r.event_type, count(*)
+        FROM funnel_event_repeats r
+        WHERE r.tenant_id = :t AND r.event_timestamp >= :s AND r.event_timestamp < :e AND r.previous_at >= :s
+          AND r.event_type = ANY(:single) AND r.contact_id NOT IN (SELECT id FROM hist)
+          AND {_bucket("r.previous_at")} = {_bucket("r.event_timestamp")}
+        GROUP BY 1, 3
+        UNION ALL
+        SELECT w, 'distinct', metric::text, count(*) FROM (
+            SELECT DISTINCT {_bucket("e.event_timestamp")} AS w, {_metric_case()} AS metric, e.contact_id
+            FROM funnel_events e
+            WHERE e.tenant_id = :t AND e.event_timestamp >= :s AND e.event_timestamp < :e
+              AND e.event_type = ANY(:multi) AND e.contact_id NOT IN (SELECT id FROM hist)
+        ) d
+        GROUP BY 1, 3"""
+    params = {**_params(tenant, windows), "single": sorted(set(single.values())), "multi": multi}
+    found: dict[tuple[int, str, str | None], int] = {}
+    for w, kind, key, count in conn.execute(text(sql), params):
+        found[(w, kind, key)] = int(count)
+    result = []
+    for w in range(1, len(windows) + 1):
+        counts = _empty_counts()
+        counts["leads"] = found.get((w, "leads", None), 0)
+        for name, event_type in single.items():
+            counts[name] = found.get((w, "events", event_type), 0) - found.get((w, "repeats", event_type), 0)
+        for name in wanted:
+            if name != "leads" and name not in single:
+                counts[name] = found.get((w, "distinct", str(STAGE_NAMES.index(name))), 0)
+        result.append(counts)
     return result
 
 
@@ -684,23 +738,22 @@ class ContactQuality:
 
 def contact_quality(conn: Connection, tenant: Tenant, window: Window, *,
                     include_historical: bool | None = None) -> ContactQuality:
+    # The identity facts are kept on each lead's contact_leads row and the addresses that several contacts
+    # have as their primary e-mail in shared_emails (revision 0015): the checks read the window's leads from
+    # one index and hash that small set.
     sql = f"""
-        WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE}
+        WITH {_hist_cte(tenant, include_historical)}
         SELECT count(*),
-               count(*) FILTER (WHERE c.ad_id IS NOT NULL),
-               count(*) FILTER (WHERE c.mc_id IS NOT NULL),
-               count(*) FILTER (WHERE c.mc_id IS NOT NULL AND c.ghl_id IS NOT NULL),
-               count(*) FILTER (WHERE c.email_primary IS NULL AND c.email_booking IS NULL
-                                  AND c.email_payment IS NULL),
-               count(*) FILTER (WHERE c.mc_id IS NULL AND c.ghl_id IS NULL),
-               count(*) FILTER (WHERE c.email_primary IS NOT NULL),
-               count(*) FILTER (WHERE c.email_primary IS NOT NULL AND EXISTS (
-                   -- contact_emails, not lower(d.email_primary): under RLS only a leakproof comparison
-                   -- can use an index, and lower() is not leakproof (revision 0014).
-                   SELECT 1 FROM contact_emails e JOIN contacts d ON d.tenant_id = :t AND d.id = e.contact_id
-                   WHERE e.tenant_id = :t AND e.email = lower(c.email_primary) AND e.contact_id <> c.id
-                     AND lower(d.email_primary) = e.email))
-        FROM leads l CROSS JOIN LATERAL {_CONTACT_OF.format(ref='l.contact_id')}"""
+               count(*) FILTER (WHERE l.has_ad_id),
+               count(*) FILTER (WHERE l.has_mc_id),
+               count(*) FILTER (WHERE l.has_mc_id AND l.has_ghl_id),
+               count(*) FILTER (WHERE NOT l.has_email),
+               count(*) FILTER (WHERE NOT l.has_mc_id AND NOT l.has_ghl_id),
+               count(*) FILTER (WHERE l.primary_email IS NOT NULL),
+               count(*) FILTER (WHERE l.primary_email IN (SELECT email FROM shared_emails WHERE tenant_id = :t))
+        FROM contact_leads l
+        WHERE l.tenant_id = :t AND l.lead_at >= :s AND l.lead_at < :e
+          AND l.contact_id NOT IN (SELECT id FROM hist)"""
     row = conn.execute(text(sql), _params(tenant, window)).one()
     return ContactQuality(*(int(v) for v in row))
 

@@ -479,6 +479,58 @@ def keyset_backfill(
     reporter().step_done(f"backfill {name}: {done} rows written", time.monotonic() - started)
 
 
+def unit_backfill(
+    name: str,
+    *,
+    units_sql: str,
+    batch_sql: str,
+    params: Callable[[tuple[Any, ...]], dict[str, Any]],
+    setup_sql: str | None = None,
+    unit: str = "units",
+) -> None:
+    """Run ``batch_sql`` once per unit (a row of ``units_sql``, in its order), one transaction each,
+    resumably: for work that is naturally cut by something other than a key range (a tenant and an event
+    type, say). ``params(unit)`` gives the statement's parameters; ``setup_sql`` runs first in each
+    transaction (a lock the batch needs). The last finished unit is saved in ``mcb_backfill_state`` in the
+    same transaction as its batch, so an interrupted pass resumes after it. Each batch must be idempotent."""
+    if offline():
+        op.execute(f"-- {name}: once per row of: {units_sql}\n{batch_sql}")
+        return
+    from mcb.migrate.ledger import LEDGER_DDL
+
+    conn = raw()
+    conn.execute(LEDGER_DDL.encode())
+    conn.execute(
+        "INSERT INTO mcb_backfill_state (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
+    )
+    state = query("SELECT cursor, rows_done, finished_at FROM mcb_backfill_state WHERE name = %s", (name,))
+    if state[0][2] is not None:
+        return
+    units = query(units_sql)
+    keys = ["\x1f".join(str(v) for v in u) for u in units]
+    start = keys.index(state[0][0]) + 1 if state[0][0] in keys else 0
+    done = int(state[0][1])
+    bar = reporter().backfill_started(name, len(units), start, unit)
+    started = time.monotonic()
+    for position in range(start, len(units)):
+        last = position == len(units) - 1
+        with conn.transaction():
+            if setup_sql:
+                conn.execute(setup_sql)
+            written = max(conn.execute(batch_sql, params(units[position])).rowcount, 0)
+            done += written
+            conn.execute(
+                "UPDATE mcb_backfill_state SET cursor = %s, rows_done = %s, updated_at = now(), "
+                "finished_at = CASE WHEN %s THEN now() END WHERE name = %s",
+                (keys[position], done, last, name),
+            )
+        bar.advance(1, written)
+    if not units:
+        conn.execute("UPDATE mcb_backfill_state SET finished_at = now() WHERE name = %s", (name,))
+    bar.finish()
+    reporter().step_done(f"backfill {name}: {len(units) - start} {unit}", time.monotonic() - started)
+
+
 TENANT_EXPR = "NULLIF(current_setting('app.tenant_id', true), '')::uuid"
 ADMIN_EXPR = "current_setting('mcb.admin', true) = 'on'"
 HOSTED_API_ROLES = ("anon", "authenticated")
