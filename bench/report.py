@@ -175,7 +175,7 @@ def load(db: Database, scale: float) -> dict[str, Any]:
         conn.execute("UPDATE tenants SET config = config || '{\"timezone\": \"America/New_York\", "
                      "\"historical_filter\": true}'::jsonb")
         tables = ("contacts", "funnel_events", "payments", "meta_ad_insights", "contact_leads", "contact_emails",
-                  "funnel_event_repeats", "shared_emails")
+                  "funnel_event_repeats", "shared_emails", "event_counts")
         indexes = conn.execute(
             "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = 'public' AND i.tablename = ANY(%s) "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", (list(tables),)).fetchall()
@@ -247,10 +247,12 @@ def load(db: Database, scale: float) -> dict[str, Any]:
                            (random() * 3000)::int, (random() * 60)::int, now()
                     FROM generate_series(1, %(a)s) a CROSS JOIN generate_series(0, %(days)s - 1) d""",
                              {"t": tenant, "a": ads, "end": END, "days": DAYS})
-        with step("contact_leads, funnel_event_repeats, shared_emails rebuilt (the load bypassed their triggers)",
+        with step("rollups rebuilt: contact_leads, funnel_event_repeats, shared_emails, event_counts "
+                  "(the load bypassed their triggers)",
                   times):
             from mcb.analytics.rollups import (
                 rebuild_contact_leads,
+                rebuild_event_counts,
                 rebuild_event_repeats,
                 rebuild_shared_emails,
             )
@@ -263,6 +265,7 @@ def load(db: Database, scale: float) -> dict[str, Any]:
                     rebuild_contact_leads(sconn, tenant)
                     rebuild_event_repeats(sconn, tenant)
                     rebuild_shared_emails(sconn, tenant)
+                    rebuild_event_counts(sconn, tenant)
             engine.dispose()
         with step("contact_emails rebuilt (the load bypassed its trigger)", times):
             conn.execute(CONTACT_EMAILS)

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from mcb.analytics.rollups import REPEAT_TYPES, rebuild_contact_leads, rebuild_event_repeats
+from mcb.analytics.rollups import (
+    REPEAT_TYPES,
+    rebuild_contact_leads,
+    rebuild_event_counts,
+    rebuild_event_repeats,
+)
 from mcb.db.engine import make_engine
 from mcb.db.session import admin_session, tenant_session
 from mcb.funnel.apply import apply_event
@@ -114,7 +119,42 @@ def test_repeats_are_the_same_whatever_the_delivery_order(engine: Engine, order:
                                              ("link_clicked", "11 09:00", "11 09:00")]
     with tenant_session(engine, PPCU) as conn:
         assert rebuild_event_repeats(conn, PPCU) == 0
+        assert rebuild_event_counts(conn, PPCU) == 0
     assert repeats(engine, CENTNER, "mc_r") == []
+    # The quarter-hour counts moved with the redelivered click: Nov 9 09:00 has it, Nov 12 09:00 no longer.
+    assert counts(engine, PPCU) == {("lead", "01 09:00"): 1, ("dm_qualified", "02 09:00"): 1,
+                                    ("link_clicked", "09 09:00"): 1, ("link_clicked", "10 09:00"): 1,
+                                    ("link_clicked", "11 09:00"): 2}
+
+
+def counts(engine: Engine, tenant: Any) -> dict[tuple[str, str], int]:
+    """event_counts as {(kind, quarter hour): n}, leaving out quarter hours counted down to zero."""
+    with tenant_session(engine, tenant) as conn:
+        rows = conn.execute(text("SELECT kind, bucket, n FROM event_counts WHERE n <> 0")).all()
+    return {(r[0], r[1].strftime("%d %H:%M")): r[2] for r in rows}
+
+
+def test_event_counts_follow_inserts_moves_and_deletes(engine: Engine) -> None:
+    with tenant_session(engine, PPCU) as conn:
+        subscriber(conn, PPCU, "mc_c", utc(2025, 11, 1, 9, 7), ("link_sent", utc(2025, 11, 1, 9, 14)),
+                   ("link_sent", utc(2025, 11, 1, 9, 15)), ("appointment_cancelled", utc(2025, 11, 1, 9, 20)))
+        subscriber(conn, PPCU, "mc_c2", utc(2025, 11, 1, 9, 29, 59))
+    # 09:07 and 09:14 are in the 09:00 quarter hour, 09:15 and 09:29:59 in the next; a cancellation is no
+    # stage, so it is not counted.
+    assert counts(engine, PPCU) == {("lead", "01 09:00"): 1, ("link_sent", "01 09:00"): 1,
+                                    ("link_sent", "01 09:15"): 1, ("lead", "01 09:15"): 1}
+    with tenant_session(engine, PPCU) as conn:  # an earlier subscription moves mc_c2's lead back a day
+        subscriber(conn, PPCU, "mc_c2", utc(2025, 10, 31, 9))
+    assert counts(engine, PPCU) == {("lead", "01 09:00"): 1, ("link_sent", "01 09:00"): 1,
+                                    ("link_sent", "01 09:15"): 1, ("lead", "31 09:00"): 1}
+    with admin_session(engine) as conn:  # deleting a contact deletes its events, its lead and their counts
+        conn.execute(text("DELETE FROM contacts WHERE mc_id = 'mc_c'"))
+        conn.execute(text("UPDATE event_counts SET n = n + 5 WHERE kind = 'lead'"))  # and some damage
+    # (the two quarter hours that lost their lead kept a row counted down to zero: it has 5 now)
+    assert counts(engine, PPCU) == {("lead", "31 09:00"): 6, ("lead", "01 09:00"): 5, ("lead", "01 09:15"): 5}
+    with tenant_session(engine, PPCU) as conn:
+        assert rebuild_event_counts(conn, PPCU) == 3
+    assert counts(engine, PPCU) == {("lead", "31 09:00"): 1}
 
 
 def test_rebuild_restores_damaged_repeats_and_deletes_follow_the_events(engine: Engine) -> None:

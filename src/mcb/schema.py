@@ -886,6 +886,21 @@ funnel_event_repeats = Table(
     comment="Exact rollup: stage events that are not their contact's first of their type (kept by triggers on funnel_events)",
 )
 
+# Stage events and first leads per tenant, kind and quarter hour (revision 0016): an exact rollup kept by
+# statement triggers on funnel_events and contact_leads, so a window's activity counts are a sum over its
+# quarter hours (mcb.analytics.metrics).
+event_counts = Table(
+    "event_counts",
+    metadata,
+    Column("tenant_id", UUID, nullable=False),
+    Column("kind", TEXT, nullable=False),
+    Column("bucket", TIMESTAMPTZ, nullable=False),
+    Column("n", BIGINT, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "kind", "bucket", name="event_counts_pkey"),
+    _tenant_fk("event_counts"),
+    comment="Exact rollup: stage events and first leads per tenant, kind and quarter hour (kept by triggers on funnel_events and contact_leads)",
+)
+
 # A tenant's chatbot prompts and flows; at most one active default and one active config per A/B value.
 chatbot_configs = Table(
     "chatbot_configs",

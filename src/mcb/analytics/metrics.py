@@ -400,26 +400,56 @@ def stage_counts_per_by(
     return result
 
 
+QUARTER_HOUR = 900
+"""event_counts (revision 0016) counts per quarter hour of UTC time since 2000-01-01."""
+
+
 def _activity_counts(conn: Connection, tenant: Tenant, windows: Sequence[Window], wanted: set[str],
                      include_historical: bool | None) -> list[dict[str, int]]:
     """Activity-mode stage counts of each window without a DISTINCT over its events.
 
     A stage with one event type counts the window's events of that type less its *repeats*: the events
-    whose contact's previous event of the type (``funnel_event_repeats``, revision 0015, an exact rollup) is
-    in the same window. What remains is one event per contact: its first of the type in the window. A stage
-    with several types (buyers) makes its few (contact, stage) pairs distinct as before."""
+    whose contact's previous event of the type (``funnel_event_repeats``, revision 0015) is in the same
+    window. What remains is one event per contact: its first of the type in the window. Leads are the
+    window's first leads (``contact_leads``). When the windows start and end on quarter hours (local
+    midnights do, in every time zone in use) both numbers come from ``event_counts`` (revision 0016),
+    less the historical contacts' own rows when the tenant leaves them out; otherwise from the rows. A
+    stage with several types (buyers) makes its few (contact, stage) pairs distinct. All three tables are
+    exact rollups kept by triggers, so both ways give the same numbers."""
     single = {name: types[0] for name, types in STAGES if name != "leads" and name in wanted and len(types) == 1}
     multi = sorted({t for name, ts in STAGES if name != "leads" and name in wanted and len(ts) > 1 for t in ts})
-    leads_wanted = "true" if "leads" in wanted else "false"
-    sql = f"""
-        WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE}
-        SELECT w, 'leads' AS kind, NULL AS key, count(*) FROM leads WHERE {leads_wanted} GROUP BY 1
+    params = {**_params(tenant, windows), "single": sorted(set(single.values())), "multi": multi}
+    kinds = [*params["single"], *(["lead"] if "leads" in wanted else [])]
+    params["kinds"] = kinds
+    rolled_up = all(int(b.timestamp()) % QUARTER_HOUR == 0 for b in params["b"])
+    if rolled_up:
+        counted = f"""
+        SELECT {_bucket("c.bucket")} AS w, 'counted' AS part, c.kind AS key, sum(c.n) AS n
+        FROM event_counts c
+        WHERE c.tenant_id = :t AND c.kind = ANY(:kinds) AND c.bucket >= :s AND c.bucket < :e
+        GROUP BY 1, 3
         UNION ALL
-        SELECT {_bucket("e.event_timestamp")}, 'events', e.event_type, count(*)
+        SELECT {_bucket("l.lead_at")}, 'historical', 'lead', count(*)
+        FROM hist h JOIN contact_leads l ON l.tenant_id = :t AND l.contact_id = h.id
+        WHERE 'lead' = ANY(:kinds) AND l.lead_at >= :s AND l.lead_at < :e
+        GROUP BY 1
+        UNION ALL
+        SELECT {_bucket("e.event_timestamp")}, 'historical', e.event_type, count(*)
+        FROM hist h JOIN funnel_events e ON e.tenant_id = :t AND e.contact_id = h.id
+        WHERE e.event_timestamp >= :s AND e.event_timestamp < :e AND e.event_type = ANY(:single)
+        GROUP BY 1, 3"""
+    else:
+        counted = f"""
+        SELECT w, 'counted', 'lead', count(*) FROM leads WHERE 'lead' = ANY(:kinds) GROUP BY 1
+        UNION ALL
+        SELECT {_bucket("e.event_timestamp")}, 'counted', e.event_type, count(*)
         FROM funnel_events e
         WHERE e.tenant_id = :t AND e.event_timestamp >= :s AND e.event_timestamp < :e
           AND e.event_type = ANY(:single) AND e.contact_id NOT IN (SELECT id FROM hist)
-        GROUP BY 1, 3
+        GROUP BY 1, 3"""
+    sql = f"""
+        WITH {_hist_cte(tenant, include_historical)}, {_LEADS_CTE}
+        {counted}
         UNION ALL
         SELECT {_bucket("r.event_timestamp")}, 'repeats', r.event_type, count(*)
         FROM funnel_event_repeats r
@@ -435,16 +465,21 @@ def _activity_counts(conn: Connection, tenant: Tenant, windows: Sequence[Window]
               AND e.event_type = ANY(:multi) AND e.contact_id NOT IN (SELECT id FROM hist)
         ) d
         GROUP BY 1, 3"""
-    params = {**_params(tenant, windows), "single": sorted(set(single.values())), "multi": multi}
-    found: dict[tuple[int, str, str | None], int] = {}
-    for w, kind, key, count in conn.execute(text(sql), params):
-        found[(w, kind, key)] = int(count)
+    found: dict[tuple[int, str, str], int] = {}
+    for w, part, key, count in conn.execute(text(sql), params):
+        found[(w, part, key)] = int(count)
+
+    def net(w: int, key: str) -> int:
+        return found.get((w, "counted", key), 0) - found.get((w, "historical", key), 0) \
+            - found.get((w, "repeats", key), 0)
+
     result = []
     for w in range(1, len(windows) + 1):
         counts = _empty_counts()
-        counts["leads"] = found.get((w, "leads", None), 0)
+        if "leads" in wanted:
+            counts["leads"] = net(w, "lead")
         for name, event_type in single.items():
-            counts[name] = found.get((w, "events", event_type), 0) - found.get((w, "repeats", event_type), 0)
+            counts[name] = net(w, event_type)
         for name in wanted:
             if name != "leads" and name not in single:
                 counts[name] = found.get((w, "distinct", str(STAGE_NAMES.index(name))), 0)

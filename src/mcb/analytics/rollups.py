@@ -5,6 +5,8 @@
   on funnel_events and contacts keep it.
 - ``shared_emails`` (revision 0015): the addresses that are the primary e-mail of two or more contacts. A
   trigger on contacts keeps it.
+- ``event_counts`` (revision 0016): stage events and first leads per kind and quarter hour. Statement
+  triggers on funnel_events and contact_leads keep it.
 - ``funnel_event_repeats`` (revision 0015): the stage events that are not their contact's first of their
   type, with the time of the one before. Statement triggers on funnel_events keep it.
 
@@ -92,3 +94,25 @@ def rebuild_shared_emails(conn: Connection, tenant_id: UUID) -> int:
         f"INSERT INTO shared_emails (tenant_id, email) SELECT :t, email FROM ({expected}) x ON CONFLICT DO NOTHING"),
         {"t": tenant_id}).rowcount
     return int(removed or 0) + int(added or 0)
+
+
+def rebuild_event_counts(conn: Connection, tenant_id: UUID) -> int:
+    """Recompute the tenant's event_counts from its events and contact_leads; returns the number of rows
+    changed."""
+    bucket = "date_bin('15 minutes', {col}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    expected = f"""
+        SELECT event_type AS kind, {bucket.format(col="event_timestamp")} AS bucket, count(*) AS n
+        FROM funnel_events WHERE tenant_id = :t AND event_type = ANY(:types) GROUP BY 1, 2
+        UNION ALL
+        SELECT 'lead', {bucket.format(col="lead_at")}, count(*) FROM contact_leads WHERE tenant_id = :t GROUP BY 2"""
+    params = {"t": tenant_id, "types": list(REPEAT_TYPES)}
+    # A quarter hour whose rows were all deleted keeps a row with n = 0, the same as no row.
+    conn.execute(text("DELETE FROM event_counts WHERE tenant_id = :t AND n = 0"), {"t": tenant_id})
+    removed = conn.execute(text(
+        f"""DELETE FROM event_counts c WHERE c.tenant_id = :t AND NOT EXISTS (
+                SELECT 1 FROM ({expected}) x WHERE x.kind = c.kind AND x.bucket = c.bucket)"""), params).rowcount
+    changed = conn.execute(text(
+        f"""INSERT INTO event_counts (tenant_id, kind, bucket, n) SELECT :t, kind, bucket, n FROM ({expected}) x
+            ON CONFLICT (tenant_id, kind, bucket) DO UPDATE SET n = EXCLUDED.n
+            WHERE event_counts.n <> EXCLUDED.n"""), params).rowcount
+    return int(removed or 0) + int(changed or 0)
