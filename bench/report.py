@@ -385,11 +385,11 @@ def dashboard_query() -> str:
 
 
 def dashboard_in_process(engine: Any, tenant: Any) -> dict[str, Any]:
-    from mcb.analytics.run import report_session
+    from mcb.analytics.run import report_sessions
     from mcb.web.view import dashboard_data
 
-    with report_session(engine, tenant.id) as conn:  # what the page's route does
-        return dashboard_data(conn, tenant, dashboard_window(tenant))
+    with report_sessions(engine, tenant.id, 2) as (conn, side):  # what the page's route does
+        return dashboard_data(conn, tenant, dashboard_window(tenant), side=side)
 
 
 def dashboard_over_http(url: str, runs: int) -> dict[str, Any]:

@@ -325,3 +325,32 @@ def test_login_failures_sessions_and_headers(site: Site) -> None:
 
     out = httpx.post(site.url + "/logout", cookies={"mcb_session": session})
     assert out.status_code == 303 and 'mcb_session=""' in out.headers["set-cookie"]
+
+
+def test_the_two_connection_page_reads_one_snapshot_and_matches_the_one_connection_page(site: Site) -> None:
+    from mcb.analytics.run import report_session, report_sessions
+    from mcb.analytics.window import Window
+    from mcb.tenancy.tenants import get_tenant
+    from mcb.web.view import dashboard_data
+
+    engine = make_engine(site.db)
+    try:
+        with admin_session(engine) as conn:
+            tenant = get_tenant(conn, "ppcu")
+        window = Window(date(2026, 11, 2), date(2026, 11, 15), tenant.timezone)
+        with report_session(engine, tenant.id) as conn:
+            alone = dashboard_data(conn, tenant, window)
+        with report_sessions(engine, tenant.id, 2) as (conn, side):
+            # A lead that arrives after the snapshot is seen by neither connection.
+            with tenant_session(engine, PPCU) as other:
+                subscriber(other, PPCU, "late1", utc(2026, 11, 12, 15))
+            assert side.execute(text("SELECT count(*) FROM contacts WHERE mc_id = 'late1'")).scalar() == 0
+            together = dashboard_data(conn, tenant, window, side=side)
+        assert together == alone
+        assert alone["summary"]["leads"] == 4
+        with report_session(engine, tenant.id) as conn:
+            assert dashboard_data(conn, tenant, window)["summary"]["leads"] == 5
+    finally:
+        with admin_session(engine) as conn:
+            conn.execute(text("DELETE FROM contacts WHERE mc_id = 'late1'"))
+        engine.dispose()

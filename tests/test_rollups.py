@@ -255,3 +255,25 @@ def test_two_writers_of_one_address_at_once_still_share_it(engine: Engine) -> No
     thread.join(10)
     assert done.is_set()
     assert shared(engine, PPCU) == {"w@x.io"}
+
+
+def test_event_counts_keep_historical_contacts_apart_and_move_them_when_they_graduate(engine: Engine) -> None:
+    def flags() -> dict[tuple[str, bool], int]:
+        with tenant_session(engine, PPCU) as conn:
+            rows = conn.execute(text("SELECT kind, historical, sum(n) FROM event_counts GROUP BY 1, 2 "
+                                     "HAVING sum(n) <> 0")).all()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    with tenant_session(engine, PPCU) as conn:
+        subscriber(conn, PPCU, "mc_h", utc(2025, 11, 1, 9), ("dm_qualified", utc(2025, 11, 2, 9)),
+                   source="instagram_historical")
+        subscriber(conn, PPCU, "mc_live", utc(2025, 11, 1, 9), ("dm_qualified", utc(2025, 11, 2, 9)))
+    assert flags() == {("lead", True): 1, ("dm_qualified", True): 1, ("lead", False): 1, ("dm_qualified", False): 1}
+    with admin_session(engine) as conn:  # the contact graduates: its lead and event count as live now
+        conn.execute(text("UPDATE contacts SET source = 'instagram' WHERE mc_id = 'mc_h'"))
+    assert flags() == {("lead", False): 2, ("dm_qualified", False): 2}
+    with admin_session(engine) as conn:  # and back
+        conn.execute(text("UPDATE contacts SET source = 'csv_historical' WHERE mc_id = 'mc_live'"))
+    assert flags() == {("lead", False): 1, ("dm_qualified", False): 1, ("lead", True): 1, ("dm_qualified", True): 1}
+    with tenant_session(engine, PPCU) as conn:
+        assert rebuild_event_counts(conn, PPCU) == 0

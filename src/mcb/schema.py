@@ -894,9 +894,10 @@ event_counts = Table(
     metadata,
     Column("tenant_id", UUID, nullable=False),
     Column("kind", TEXT, nullable=False),
+    Column("historical", BOOLEAN, nullable=False),
     Column("bucket", TIMESTAMPTZ, nullable=False),
     Column("n", BIGINT, nullable=False),
-    PrimaryKeyConstraint("tenant_id", "kind", "bucket", name="event_counts_pkey"),
+    PrimaryKeyConstraint("tenant_id", "kind", "historical", "bucket", name="event_counts_pkey"),
     _tenant_fk("event_counts"),
     comment="Exact rollup: stage events and first leads per tenant, kind and quarter hour (kept by triggers on funnel_events and contact_leads)",
 )

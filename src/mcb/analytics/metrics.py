@@ -277,9 +277,12 @@ def _date_bucket(column: str) -> str:
     return f"width_bucket({column}, CAST(:db AS date[]))"
 
 
+def _excludes_historical(tenant: Tenant, include_historical: bool | None) -> bool:
+    return historical_filter(tenant) if include_historical is None else not include_historical
+
+
 def _hist_cte(tenant: Tenant, include_historical: bool | None) -> str:
-    exclude = historical_filter(tenant) if include_historical is None else not include_historical
-    if not exclude:
+    if not _excludes_historical(tenant, include_historical):
         return "hist AS MATERIALIZED (SELECT NULL::uuid AS id WHERE false)"
     return f"hist AS MATERIALIZED (SELECT id FROM contacts WHERE tenant_id = :t AND {HISTORICAL_PREDICATE})"
 
@@ -413,7 +416,7 @@ def _activity_counts(conn: Connection, tenant: Tenant, windows: Sequence[Window]
     window. What remains is one event per contact: its first of the type in the window. Leads are the
     window's first leads (``contact_leads``). When the windows start and end on quarter hours (local
     midnights do, in every time zone in use) both numbers come from ``event_counts`` (revision 0016),
-    less the historical contacts' own rows when the tenant leaves them out; otherwise from the rows. A
+    which keeps the historical contacts' rows apart; otherwise from the rows themselves. A
     stage with several types (buyers) makes its few (contact, stage) pairs distinct. All three tables are
     exact rollups kept by triggers, so both ways give the same numbers."""
     single = {name: types[0] for name, types in STAGES if name != "leads" and name in wanted and len(types) == 1}
@@ -427,16 +430,7 @@ def _activity_counts(conn: Connection, tenant: Tenant, windows: Sequence[Window]
         SELECT {_bucket("c.bucket")} AS w, 'counted' AS part, c.kind AS key, sum(c.n) AS n
         FROM event_counts c
         WHERE c.tenant_id = :t AND c.kind = ANY(:kinds) AND c.bucket >= :s AND c.bucket < :e
-        GROUP BY 1, 3
-        UNION ALL
-        SELECT {_bucket("l.lead_at")}, 'historical', 'lead', count(*)
-        FROM hist h JOIN contact_leads l ON l.tenant_id = :t AND l.contact_id = h.id
-        WHERE 'lead' = ANY(:kinds) AND l.lead_at >= :s AND l.lead_at < :e
-        GROUP BY 1
-        UNION ALL
-        SELECT {_bucket("e.event_timestamp")}, 'historical', e.event_type, count(*)
-        FROM hist h JOIN funnel_events e ON e.tenant_id = :t AND e.contact_id = h.id
-        WHERE e.event_timestamp >= :s AND e.event_timestamp < :e AND e.event_type = ANY(:single)
+          AND {"NOT c.historical" if _excludes_historical(tenant, include_historical) else "true"}
         GROUP BY 1, 3"""
     else:
         counted = f"""
@@ -470,8 +464,7 @@ def _activity_counts(conn: Connection, tenant: Tenant, windows: Sequence[Window]
         found[(w, part, key)] = int(count)
 
     def net(w: int, key: str) -> int:
-        return found.get((w, "counted", key), 0) - found.get((w, "historical", key), 0) \
-            - found.get((w, "repeats", key), 0)
+        return found.get((w, "counted", key), 0) - found.get((w, "repeats", key), 0)
 
     result = []
     for w in range(1, len(windows) + 1):

@@ -100,19 +100,26 @@ def rebuild_event_counts(conn: Connection, tenant_id: UUID) -> int:
     """Recompute the tenant's event_counts from its events and contact_leads; returns the number of rows
     changed."""
     bucket = "date_bin('15 minutes', {col}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    historical = r"coalesce(c.source LIKE '%\_historical', false)"
     expected = f"""
-        SELECT event_type AS kind, {bucket.format(col="event_timestamp")} AS bucket, count(*) AS n
-        FROM funnel_events WHERE tenant_id = :t AND event_type = ANY(:types) GROUP BY 1, 2
+        SELECT e.event_type AS kind, {historical} AS historical, {bucket.format(col="e.event_timestamp")} AS bucket,
+               count(*) AS n
+        FROM funnel_events e JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id
+        WHERE e.tenant_id = :t AND e.event_type = ANY(:types) GROUP BY 1, 2, 3
         UNION ALL
-        SELECT 'lead', {bucket.format(col="lead_at")}, count(*) FROM contact_leads WHERE tenant_id = :t GROUP BY 2"""
+        SELECT 'lead', {historical}, {bucket.format(col="l.lead_at")}, count(*)
+        FROM contact_leads l JOIN contacts c ON c.tenant_id = l.tenant_id AND c.id = l.contact_id
+        WHERE l.tenant_id = :t GROUP BY 2, 3"""
     params = {"t": tenant_id, "types": list(REPEAT_TYPES)}
     # A quarter hour whose rows were all deleted keeps a row with n = 0, the same as no row.
     conn.execute(text("DELETE FROM event_counts WHERE tenant_id = :t AND n = 0"), {"t": tenant_id})
     removed = conn.execute(text(
         f"""DELETE FROM event_counts c WHERE c.tenant_id = :t AND NOT EXISTS (
-                SELECT 1 FROM ({expected}) x WHERE x.kind = c.kind AND x.bucket = c.bucket)"""), params).rowcount
+                SELECT 1 FROM ({expected}) x
+                WHERE x.kind = c.kind AND x.historical = c.historical AND x.bucket = c.bucket)"""), params).rowcount
     changed = conn.execute(text(
-        f"""INSERT INTO event_counts (tenant_id, kind, bucket, n) SELECT :t, kind, bucket, n FROM ({expected}) x
-            ON CONFLICT (tenant_id, kind, bucket) DO UPDATE SET n = EXCLUDED.n
+        f"""INSERT INTO event_counts (tenant_id, kind, historical, bucket, n)
+            SELECT :t, kind, historical, bucket, n FROM ({expected}) x
+            ON CONFLICT (tenant_id, kind, historical, bucket) DO UPDATE SET n = EXCLUDED.n
             WHERE event_counts.n <> EXCLUDED.n"""), params).rowcount
     return int(removed or 0) + int(changed or 0)

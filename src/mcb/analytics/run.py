@@ -4,7 +4,7 @@ session, render, and (weekly, monthly) deliver by e-mail. ``mcb report`` only pa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,7 +17,7 @@ from mcb.analytics import window as windows
 from mcb.analytics.render import Layout, render, to_csv, to_html, to_text
 from mcb.analytics.reports import REPORTS, Report
 from mcb.config import Settings
-from mcb.db.session import tenant_session
+from mcb.db.session import APP_ROLE, tenant_session
 from mcb.errors import UserError
 from mcb.tenancy.tenants import Tenant, validate_email_address
 
@@ -55,6 +55,26 @@ def report_session(engine: Engine, tenant_id: UUID) -> Iterator[Connection]:
     with tenant_session(engine, tenant_id) as conn:
         conn.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
         yield conn
+
+
+@contextmanager
+def report_sessions(engine: Engine, tenant_id: UUID, count: int = 2) -> Iterator[list[Connection]]:
+    """``count`` connections in the tenant's RLS session (as ``report_session``) that read one snapshot of
+    the database, so work split between them sees the same rows: the first connection's transaction exports
+    its snapshot and the others start theirs with it (``SET TRANSACTION SNAPSHOT``). Read-only."""
+    with ExitStack() as stack:
+        conns = [stack.enter_context(engine.connect().execution_options(isolation_level="REPEATABLE READ"))
+                 for _ in range(count)]
+        txns = [stack.enter_context(c.begin()) for c in conns]
+        assert len(txns) == count
+        snapshot = conns[0].execute(text("SELECT pg_export_snapshot()")).scalar_one()
+        for conn in conns[1:]:
+            conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        for conn in conns:
+            conn.execute(text(f"SET TRANSACTION READ ONLY; SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
+            conn.execute(text("SELECT set_config('role', :r, true), set_config('app.tenant_id', :t, true)"),
+                         {"r": APP_ROLE, "t": str(tenant_id)})
+        yield conns
 
 
 def produce(engine: Engine, report: Report, tenant: Tenant, window: windows.Window | None,

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from mcb.analytics import window as windows
-from mcb.analytics.run import report_session
+from mcb.analytics.run import report_sessions
 from mcb.config import Settings
 from mcb.db.session import app_session
 from mcb.errors import UserError
@@ -161,8 +161,9 @@ def dashboard_router(settings: Settings, engine: Engine) -> APIRouter:
                                      week=params.get("week"), last=params.get("last"))
         except UserError as exc:
             return 400, {"error": str(exc), "tenant": tenant}
-        with report_session(engine, tenant.id) as conn:  # the tenant's RLS session, with the reports' work_mem
-            data = dashboard_data(conn, tenant, window)
+        # Two connections of the tenant's RLS session on one snapshot: the page's queries run on both at once.
+        with report_sessions(engine, tenant.id, 2) as (conn, side):
+            data = dashboard_data(conn, tenant, window, side=side)
         return 200, {"data": data, "tenant": tenant, "window": window}
 
     @router.get("/t/{slug}/data.json", include_in_schema=False)

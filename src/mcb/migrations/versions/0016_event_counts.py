@@ -4,19 +4,22 @@ A report window starts and ends at local midnights, which are whole quarter hour
 zone in use today, so a window's number of events of a type (or of first leads) is a sum over its quarter
 hours: about 3,000 rows for 30 days, whatever the tenant's size, instead of one index entry per event
 (216k for 30 days on a tenant with 1M contacts). ``mcb.analytics.metrics`` reads it for the activity
-counts, subtracts the historical contacts' own events when the tenant filters them (a small set, read
-from their rows), and falls back to the events when a window is not on quarter hours.
+counts and falls back to the events when a window is not on quarter hours.
 
-- ``event_counts (tenant_id, kind, bucket, n)``: ``kind`` is a stage event type or ``lead`` (a contact's
-  first lead, from ``contact_leads.lead_at``); ``bucket`` the start of the quarter hour (``date_bin``
-  from 2000-01-01 UTC). Tenant-owned, RLS.
+- ``event_counts (tenant_id, kind, historical, bucket, n)``: ``kind`` is a stage event type or ``lead``
+  (a contact's first lead, from ``contact_leads.lead_at``); ``historical`` whether the row's contact is a
+  historical one (``source`` ends in ``_historical``, the R-32 filter); ``bucket`` the start of the quarter
+  hour (``date_bin`` from 2000-01-01 UTC). Tenant-owned, RLS.
 - Statement-level triggers on ``funnel_events`` and ``contact_leads`` add the counts of the rows a
   statement inserts, moves or deletes (transition tables, one upsert per statement, in key order so two
-  writers take the rows' locks in the same order). They run as the owner, like 0014's, because deleting a
-  contact in the original application cascades here.
+  writers take the rows' locks in the same order). A contact that becomes historical or stops being one
+  moves its rows' counts to the other flag; a deleted contact's rows are counted down before the cascade
+  removes them. The functions run as the owner, like 0014's, because the original application's contact
+  writes reach them.
 - Existing rows are counted per tenant and kind, each unit a recount that replaces what the triggers added
-  for it, under a SHARE lock on ``funnel_events`` (MCB's event writers wait for the unit; the original
-  application has no such table). Resumable.
+  for it, under a SHARE lock on ``funnel_events``: MCB's event writers, and a contact's move between the
+  flags, wait for the unit (the original application writes no events and never changes a contact's
+  historical source). Resumable.
 
 Revision ID: 0016
 Revises: 0015
@@ -35,33 +38,36 @@ KINDS = (
 )
 _KINDS_SQL = "ARRAY[" + ", ".join(f"'{k}'" for k in KINDS) + "]::text[]"
 BUCKET = "date_bin('15 minutes', {col}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+HISTORICAL = r"coalesce(c.source LIKE '%\_historical', false)"
 
-# (function, table, kind expression, time column, row filter)
+# (function, table, kind expression, time column, row filter); a row's contact gives its historical flag.
 COUNTERS = (
-    ("mcb_count_funnel_events", "funnel_events", "event_type", "event_timestamp", f"event_type = ANY({_KINDS_SQL})"),
-    ("mcb_count_contact_leads", "contact_leads", "'lead'::text", "lead_at", "true"),
+    ("mcb_count_funnel_events", "funnel_events", "r.event_type", "r.event_timestamp",
+     f"r.event_type = ANY({_KINDS_SQL})"),
+    ("mcb_count_contact_leads", "contact_leads", "'lead'::text", "r.lead_at", "true"),
 )
+
+UPSERT = """
+    INSERT INTO event_counts (tenant_id, kind, historical, bucket, n)
+    SELECT tenant_id, kind, historical, bucket, sum(d) FROM ({rows}) x
+    GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (tenant_id, kind, historical, bucket) DO UPDATE SET n = event_counts.n + EXCLUDED.n;"""
 
 
 def _counter_function(name: str, kind: str, at: str, where: str) -> str:
-    bucket = BUCKET.format(col=at)
+    def rows(table: str, sign: int) -> str:
+        # A row whose contact is gone was counted down by contacts_count_delete before the cascade.
+        return (f"SELECT r.tenant_id, {kind} AS kind, {HISTORICAL} AS historical, {BUCKET.format(col=at)} AS bucket, "
+                f"{sign} AS d FROM {table} r JOIN contacts c ON c.tenant_id = r.tenant_id AND c.id = r.contact_id "
+                f"WHERE {where}")
 
-    def upsert(rows: str) -> str:
-        return f"""
-        INSERT INTO event_counts (tenant_id, kind, bucket, n)
-        SELECT tenant_id, kind, bucket, sum(d) FROM ({rows}) x
-        GROUP BY 1, 2, 3 HAVING sum(d) <> 0 ORDER BY 1, 2, 3
-        ON CONFLICT (tenant_id, kind, bucket) DO UPDATE SET n = event_counts.n + EXCLUDED.n;"""
-
-    plus = f"SELECT tenant_id, {kind} AS kind, {bucket} AS bucket, 1 AS d FROM new_rows WHERE {where}"
-    minus = f"SELECT tenant_id, {kind} AS kind, {bucket} AS bucket, -1 AS d FROM old_rows WHERE {where}"
     return f"""
     CREATE OR REPLACE FUNCTION {name}() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET mcb.admin = 'on' AS $$
     BEGIN
-        IF TG_OP = 'INSERT' THEN {upsert(plus)}
-        ELSIF TG_OP = 'UPDATE' THEN {upsert(plus + " UNION ALL " + minus)}
-        ELSE {upsert(minus)}
+        IF TG_OP = 'INSERT' THEN {UPSERT.format(rows=rows("new_rows", 1))}
+        ELSIF TG_OP = 'UPDATE' THEN {UPSERT.format(rows=rows("new_rows", 1) + " UNION ALL " + rows("old_rows", -1))}
+        ELSE {UPSERT.format(rows=rows("old_rows", -1))}
         END IF;
         RETURN NULL;
     END
@@ -79,23 +85,64 @@ def _triggers(name: str, table: str) -> str:
         REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {name}()"""
 
 
+def _contact_rows(p: str, sign: str) -> str:
+    """The counted rows of contact ``p`` (OLD or NEW) with their historical flag as ``p`` has it."""
+    flag = f"coalesce({p}.source LIKE '%\\_historical', false)"
+    return f"""
+        SELECT {p}.tenant_id AS tenant_id, e.event_type AS kind, {flag} AS historical,
+               {BUCKET.format(col="e.event_timestamp")} AS bucket, {sign} AS d
+        FROM funnel_events e
+        WHERE e.tenant_id = {p}.tenant_id AND e.contact_id = {p}.id AND e.event_type = ANY({_KINDS_SQL})
+        UNION ALL
+        SELECT {p}.tenant_id, 'lead', {flag}, {BUCKET.format(col="l.lead_at")}, {sign}
+        FROM contact_leads l WHERE l.tenant_id = {p}.tenant_id AND l.contact_id = {p}.id"""
+
+
+# A contact that becomes historical or stops being one takes its counted rows from one flag to the other;
+# a deleted contact's rows are counted down here, while they are still there, because the cascade that
+# deletes them runs after the contact is gone. The ROW EXCLUSIVE lock on funnel_events makes a move wait
+# for a backfill unit in progress (it holds SHARE), so the unit's recount and the move cannot overlap.
+CONTACT_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION mcb_count_contact_moves() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET mcb.admin = 'on' AS $$
+BEGIN
+    LOCK TABLE funnel_events IN ROW EXCLUSIVE MODE;
+    IF TG_OP = 'UPDATE' THEN {UPSERT.format(rows=_contact_rows("NEW", "1") + " UNION ALL " + _contact_rows("OLD", "-1"))}
+        RETURN NULL;
+    END IF;
+    {UPSERT.format(rows=_contact_rows("OLD", "-1"))}
+    RETURN OLD;
+END
+$$;
+REVOKE ALL ON FUNCTION mcb_count_contact_moves() FROM PUBLIC;
+CREATE OR REPLACE TRIGGER contacts_count_historical AFTER UPDATE OF source ON contacts
+    FOR EACH ROW WHEN (coalesce(OLD.source LIKE '%\\_historical', false)
+                       <> coalesce(NEW.source LIKE '%\\_historical', false))
+    EXECUTE FUNCTION mcb_count_contact_moves();
+CREATE OR REPLACE TRIGGER contacts_count_delete BEFORE DELETE ON contacts
+    FOR EACH ROW EXECUTE FUNCTION mcb_count_contact_moves()
+"""
+
 # One unit: the tenant's counts of one kind, recounted from the rows and put in place of what is there.
 RECOUNT = f"""
-WITH fresh AS (
-    SELECT %(tenant)s::uuid AS tenant_id, %(kind)s::text AS kind, b AS bucket, count(*) AS n FROM (
-        SELECT {BUCKET.format(col="event_timestamp")} AS b FROM funnel_events
+WITH hist AS MATERIALIZED (
+    SELECT id FROM contacts WHERE tenant_id = %(tenant)s::uuid AND source LIKE '%%\\_historical'
+), fresh AS (
+    SELECT %(tenant)s::uuid AS tenant_id, %(kind)s::text AS kind, historical, b AS bucket, count(*) AS n FROM (
+        SELECT {BUCKET.format(col="event_timestamp")} AS b, contact_id IN (SELECT id FROM hist) AS historical
+        FROM funnel_events
         WHERE %(kind)s <> 'lead' AND tenant_id = %(tenant)s::uuid AND event_type = %(kind)s
         UNION ALL
-        SELECT {BUCKET.format(col="lead_at")} FROM contact_leads
+        SELECT {BUCKET.format(col="lead_at")}, contact_id IN (SELECT id FROM hist) FROM contact_leads
         WHERE %(kind)s = 'lead' AND tenant_id = %(tenant)s::uuid
-    ) r GROUP BY b
+    ) r GROUP BY historical, b
 ), put AS (
-    INSERT INTO event_counts (tenant_id, kind, bucket, n) SELECT * FROM fresh
-    ON CONFLICT (tenant_id, kind, bucket) DO UPDATE SET n = EXCLUDED.n
+    INSERT INTO event_counts (tenant_id, kind, historical, bucket, n) SELECT * FROM fresh
+    ON CONFLICT (tenant_id, kind, historical, bucket) DO UPDATE SET n = EXCLUDED.n
 )
 DELETE FROM event_counts c
 WHERE c.tenant_id = %(tenant)s::uuid AND c.kind = %(kind)s
-  AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.bucket = c.bucket)
+  AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.historical = c.historical AND f.bucket = c.bucket)
 """
 
 
@@ -106,9 +153,10 @@ def upgrade() -> None:
             CREATE TABLE IF NOT EXISTS event_counts (
                 tenant_id UUID NOT NULL,
                 kind TEXT NOT NULL,
+                historical BOOLEAN NOT NULL,
                 bucket TIMESTAMPTZ NOT NULL,
                 n BIGINT NOT NULL,
-                CONSTRAINT event_counts_pkey PRIMARY KEY (tenant_id, kind, bucket),
+                CONSTRAINT event_counts_pkey PRIMARY KEY (tenant_id, kind, historical, bucket),
                 CONSTRAINT event_counts_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id)
             );
             COMMENT ON TABLE event_counts IS 'Exact rollup: stage events and first leads per tenant, kind and quarter hour (kept by triggers on funnel_events and contact_leads)';
@@ -119,6 +167,7 @@ def upgrade() -> None:
         for name, table, kind, at, where in COUNTERS:
             online.execute(_counter_function(name, kind, at, where) + ";" + _triggers(name, table),
                            step=f"{table}: triggers keeping event_counts")
+        online.execute(CONTACT_FUNCTION, step="contacts: triggers moving event_counts with the historical flag")
         online.unit_backfill(
             "event_counts",
             units_sql=f"SELECT t.id::text, k FROM tenants t CROSS JOIN unnest({_KINDS_SQL} || 'lead'::text) AS k "
@@ -137,6 +186,9 @@ def downgrade() -> None:
         for name, table, *_ in COUNTERS:
             drops += [f"DROP TRIGGER IF EXISTS {table}_count_{op} ON {table}" for op in ("insert", "update", "delete")]
             drops.append(f"DROP FUNCTION IF EXISTS {name}()")
+        drops += ["DROP TRIGGER IF EXISTS contacts_count_historical ON contacts",
+                  "DROP TRIGGER IF EXISTS contacts_count_delete ON contacts",
+                  "DROP FUNCTION IF EXISTS mcb_count_contact_moves()"]
         online.execute(
             ";\n".join([*drops, "DROP TABLE IF EXISTS event_counts",
                         "DELETE FROM mcb_backfill_state WHERE name = 'event_counts'"]),
