@@ -7,9 +7,11 @@ What it does, in order:
    revision (``mcb db upgrade``) and fills it, in bulk SQL, with three tenants' data: the big one (ppcu,
    time zone America/New_York) holds ``--scale`` × 1M contacts, 8M funnel events, 50k payments and
    2,000 ads × 365 days of daily insights; centner and columnline hold 5 % of that each. About 1 % of the
-   contacts are historical, 70 % carry a first-touch ad, 10 % of the payments are orphans. The secondary
-   indexes are dropped for the load and re-created as they were; ``contact_leads`` and ``contact_emails``,
-   which triggers keep in a live database, are filled as their revisions' backfills would; then the
+   contacts are historical, 70 % carry a first-touch ad, one in 25 shares the primary e-mail of the one
+   before it, some funnel steps are done twice, 10 % of the payments are orphans. The secondary indexes
+   are dropped for the load and re-created as they were; the rollups (``contact_leads``,
+   ``contact_emails``, ``shared_emails``, ``funnel_event_repeats``, ``event_counts``), which triggers keep
+   in a live database, are rebuilt from the loaded rows; then the
    tables are analyzed and vacuumed (so the planner and the index-only scans see what a settled database
    offers).
 2. Times the weekly report's builder and JSON rendering in-process (the same code the command runs, under
@@ -70,6 +72,12 @@ FULL = {"contacts": 1_000_000, "events_per_contact": 8, "payments": 50_000, "ads
 # (event type, probability) for the 7 events after the lead event; a miss is a contact_updated.
 LADDER = (("dm_qualified", 0.8), ("link_sent", 0.7), ("link_clicked", 0.5), ("form_submitted", 0.3),
           ("appointment_scheduled", 0.2), ("appointment_held", 0.12), ("purchase_completed", 0.03))
+AGAIN = 0.1
+"""Of the event slots that did not take their own step, the share that repeats the step before (repeats make
+the distinct counts differ from the event counts, as in real funnels)."""
+SHARED_EMAIL_EVERY = 25
+"""Every 25th contact gets the primary e-mail of the contact before it (when both have one): duplicates for
+the data-quality check to find."""
 GOAL_WEEKLY_MS = 250.0
 GOAL_TREND_MS = 500.0
 GOAL_DASHBOARD_MS = 500.0
@@ -192,14 +200,16 @@ def load(db: Database, scale: float) -> dict[str, Any]:
                     SELECT %(t)s, 'mc_' || i,
                            CASE WHEN random() < 0.6 THEN 'ghl_' || i END,
                            CASE WHEN random() < 0.7 THEN 'ad_' || (1 + (i * 7919) %% %(ads)s) END,
-                           CASE WHEN random() < 0.7 THEN 'p' || i || '@example.com' END,
+                           -- one contact in 25 has the primary e-mail of the one before it
+                           CASE WHEN random() < 0.7
+                                THEN 'p' || CASE WHEN i %% %(share)s = 0 THEN i - 1 ELSE i END || '@example.com' END,
                            CASE WHEN random() < 0.01 THEN 'instagram_historical'
                                 WHEN random() < 0.8 THEN 'instagram' ELSE 'website' END,
                            'new_lead',
                            (%(end)s::date + 1)::timestamptz - make_interval(secs => random() * %(days)s * 86400),
                            jsonb_build_object('chatbot', CASE WHEN random() < 0.5 THEN 'A' ELSE 'B' END)
                     FROM generate_series(1::bigint, %(n)s) i""",
-                             {"t": tenant, "n": n, "ads": ads, "end": END, "days": DAYS})
+                             {"t": tenant, "n": n, "ads": ads, "end": END, "days": DAYS, "share": SHARED_EMAIL_EVERY})
             with step(f"{slug}: {n * FULL['events_per_contact']:,} funnel events", times):
                 types = [t for t, _ in LADDER]
                 probs = [p for _, p in LADDER]
@@ -208,11 +218,13 @@ def load(db: Database, scale: float) -> dict[str, Any]:
                     SELECT c.tenant_id, c.id,
                            CASE WHEN j = 0 THEN 'contact_subscribed'
                                 WHEN random() < (%(probs)s::float8[])[j] THEN (%(types)s::text[])[j]
+                                -- some contacts do a step twice (a second click, a rebooked meeting)
+                                WHEN j > 1 AND random() < %(again)s THEN (%(types)s::text[])[j - 1]
                                 ELSE 'contact_updated' END,
                            c.created_at + make_interval(secs => j * random() * 4 * 86400),
                            'manychat', c.mc_id || '_' || j
                     FROM contacts c CROSS JOIN generate_series(0, 7) j
-                    WHERE c.tenant_id = %(t)s""", {"t": tenant, "types": types, "probs": probs})
+                    WHERE c.tenant_id = %(t)s""", {"t": tenant, "types": types, "probs": probs, "again": AGAIN})
             with step(f"{slug}: {payments:,} payments", times):
                 conn.execute("""
                     WITH buyers AS (

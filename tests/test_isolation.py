@@ -144,6 +144,9 @@ def engine(head_url: str) -> Iterator[Engine]:
 def test_every_tenant_table_is_isolated(engine: Engine) -> None:
     rows = fill_every_tenant_table(engine)
     tables = sorted(rows)
+    with admin_session(engine) as conn:  # B's rows (triggers may have written more than the one inserted)
+        theirs = {table: conn.execute(text(f"SELECT count(*) FROM {table} WHERE tenant_id = :b"),
+                                      {"b": CENTNER}).scalar() for table in tables}
     # The introspection really found the tables (and would find a new one).
     assert {"contacts", "payments", "webhook_logs", "funnel_events", "meta_ads", "meta_ad_insights",
             "tenant_integrations", "weekly_snapshots", "meta_capi_events"} <= set(tables)
@@ -155,8 +158,9 @@ def test_every_tenant_table_is_isolated(engine: Engine) -> None:
             mutable = conn.execute(text("SELECT has_table_privilege('mcb_app', :t, 'UPDATE')"),
                                    {"t": f"public.{table}"}).scalar()
         with tenant_session(engine, PPCU) as conn:
+            # (a table that triggers also write, such as event_count_deltas, may hold more than the one row)
             seen = conn.execute(text(f"SELECT tenant_id FROM {table}")).scalars().all()
-            assert seen == [PPCU], table
+            assert seen and set(seen) == {PPCU}, table
             if mutable:
                 updated = conn.execute(text(f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = :b"),
                                        {"b": CENTNER}).rowcount
@@ -168,7 +172,7 @@ def test_every_tenant_table_is_isolated(engine: Engine) -> None:
             other["id"] = uuid4()
         for column in ("mc_id", "payment_event_id", "source_event_id", "event_id", "config_name"):
             if column in other and other[column] is not None:
-                other[column] = f"{other[column]}-2"
+                other[column] = uuid4() if isinstance(other[column], UUID) else f"{other[column]}-2"
         with pytest.raises(DBAPIError) as refused, tenant_session(engine, PPCU) as conn:
             names = ", ".join(k for k in other if k != "id" or isinstance(other[k], UUID))
             conn.execute(
@@ -189,7 +193,7 @@ def test_every_tenant_table_is_isolated(engine: Engine) -> None:
     with admin_session(engine) as conn:
         for table in tables:
             n = conn.execute(text(f"SELECT count(*) FROM {table} WHERE tenant_id = :b"), {"b": CENTNER}).scalar()
-            assert n == 1, table
+            assert n == theirs[table] >= 1, table
 
 
 def test_tenant_session_sees_same_natural_keys_separately(engine: Engine) -> None:

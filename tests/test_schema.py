@@ -150,7 +150,7 @@ def test_tenant_tables_are_the_tables_with_tenant_id() -> None:
                                   "conversation_threads", "meta_capi_events", "webhook_rejections",
                                   "sync_runs", "contact_leads",
                                   "contact_emails", "funnel_event_repeats",
-                                  "shared_emails", "event_counts"}
+                                  "shared_emails", "event_counts", "event_count_deltas"}
 
 
 @pytest.mark.parametrize("name", TENANT_TABLES)

@@ -428,9 +428,12 @@ def _activity_counts(conn: Connection, tenant: Tenant, windows: Sequence[Window]
     if rolled_up:
         counted = f"""
         SELECT {_bucket("c.bucket")} AS w, 'counted' AS part, c.kind AS key, sum(c.n) AS n
-        FROM event_counts c
-        WHERE c.tenant_id = :t AND c.kind = ANY(:kinds) AND c.bucket >= :s AND c.bucket < :e
-          AND {"NOT c.historical" if _excludes_historical(tenant, include_historical) else "true"}
+        FROM (SELECT kind, historical, bucket, n FROM event_counts
+              WHERE tenant_id = :t AND kind = ANY(:kinds) AND bucket >= :s AND bucket < :e
+              UNION ALL  -- what the triggers recorded since the last compaction
+              SELECT kind, historical, bucket, n FROM event_count_deltas
+              WHERE tenant_id = :t AND kind = ANY(:kinds) AND bucket >= :s AND bucket < :e) c
+        WHERE {"NOT c.historical" if _excludes_historical(tenant, include_historical) else "true"}
         GROUP BY 1, 3"""
     else:
         counted = f"""

@@ -173,6 +173,14 @@ def drain(admin_engine: Engine, app_engine: Engine, *, batch: int = 50) -> dict[
                 counts[status] = counts.get(status, 0) + 1
                 if conn.invalidated or conn.closed:
                     break  # the connection broke; the rest of the batch is claimed again after its lease
+        compact_counts(admin_engine)
+
+
+def compact_counts(admin_engine: Engine) -> None:
+    """Fold the event counts the batch's triggers recorded into event_counts (revision 0016). The reports
+    read both tables, so this only keeps the deltas few; it is skipped when another worker is doing it."""
+    with admin_session(admin_engine) as conn:
+        conn.execute(text("SELECT mcb_compact_event_counts()"))  # as analytics.rollups.compact_event_counts
 
 
 class WorkerThread(threading.Thread):

@@ -6,16 +6,18 @@ hours: about 3,000 rows for 30 days, whatever the tenant's size, instead of one 
 (216k for 30 days on a tenant with 1M contacts). ``mcb.analytics.metrics`` reads it for the activity
 counts and falls back to the events when a window is not on quarter hours.
 
-- ``event_counts (tenant_id, kind, historical, bucket, n)``: ``kind`` is a stage event type or ``lead``
+- ``event_counts (tenant_id, kind, historical, bucket, n)`` and ``event_count_deltas`` (the same columns): ``kind`` is a stage event type or ``lead``
   (a contact's first lead, from ``contact_leads.lead_at``); ``historical`` whether the row's contact is a
   historical one (``source`` ends in ``_historical``, the R-32 filter); ``bucket`` the start of the quarter
   hour (``date_bin`` from 2000-01-01 UTC). Tenant-owned, RLS.
-- Statement-level triggers on ``funnel_events`` and ``contact_leads`` add the counts of the rows a
-  statement inserts, moves or deletes (transition tables, one upsert per statement, in key order so two
-  writers take the rows' locks in the same order). A contact that becomes historical or stops being one
-  moves its rows' counts to the other flag; a deleted contact's rows are counted down before the cascade
-  removes them. The functions run as the owner, like 0014's, because the original application's contact
-  writes reach them.
+- Statement-level triggers on ``funnel_events`` and ``contact_leads`` record what a statement inserts,
+  moves or deletes (transition tables) as rows of ``event_count_deltas``: plain inserts, so two writers
+  of one tenant's current quarter hour never wait for each other or deadlock on a counter row. A contact
+  that becomes historical or stops being one moves its rows to the other flag the same way; a deleted
+  contact's rows are counted down before the cascade removes them. The functions run as the owner, like
+  0014's, because the original application's contact writes reach them. ``mcb_compact_event_counts()``
+  folds the deltas into ``event_counts`` in one statement (the worker calls it after each batch); readers
+  add the two tables, so the numbers are exact whether or not it has run.
 - Existing rows are counted per tenant and kind, each unit a recount that replaces what the triggers added
   for it, under a SHARE lock on ``funnel_events``: MCB's event writers, and a contact's move between the
   flags, wait for the unit (the original application writes no events and never changes a contact's
@@ -47,11 +49,13 @@ COUNTERS = (
     ("mcb_count_contact_leads", "contact_leads", "'lead'::text", "r.lead_at", "true"),
 )
 
-UPSERT = """
-    INSERT INTO event_counts (tenant_id, kind, historical, bucket, n)
+# What a statement changed goes into event_count_deltas as plain inserts: no row is updated in place, so
+# concurrent writers (two workers on one tenant's current quarter hour) never wait for each other or
+# deadlock on a counter. mcb_compact_event_counts() folds the deltas into event_counts.
+DELTAS = """
+    INSERT INTO event_count_deltas (tenant_id, kind, historical, bucket, n)
     SELECT tenant_id, kind, historical, bucket, sum(d) FROM ({rows}) x
-    GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (tenant_id, kind, historical, bucket) DO UPDATE SET n = event_counts.n + EXCLUDED.n;"""
+    GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0;"""
 
 
 def _counter_function(name: str, kind: str, at: str, where: str) -> str:
@@ -65,9 +69,9 @@ def _counter_function(name: str, kind: str, at: str, where: str) -> str:
     CREATE OR REPLACE FUNCTION {name}() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET mcb.admin = 'on' AS $$
     BEGIN
-        IF TG_OP = 'INSERT' THEN {UPSERT.format(rows=rows("new_rows", 1))}
-        ELSIF TG_OP = 'UPDATE' THEN {UPSERT.format(rows=rows("new_rows", 1) + " UNION ALL " + rows("old_rows", -1))}
-        ELSE {UPSERT.format(rows=rows("old_rows", -1))}
+        IF TG_OP = 'INSERT' THEN {DELTAS.format(rows=rows("new_rows", 1))}
+        ELSIF TG_OP = 'UPDATE' THEN {DELTAS.format(rows=rows("new_rows", 1) + " UNION ALL " + rows("old_rows", -1))}
+        ELSE {DELTAS.format(rows=rows("old_rows", -1))}
         END IF;
         RETURN NULL;
     END
@@ -107,10 +111,10 @@ CREATE OR REPLACE FUNCTION mcb_count_contact_moves() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET mcb.admin = 'on' AS $$
 BEGIN
     LOCK TABLE funnel_events IN ROW EXCLUSIVE MODE;
-    IF TG_OP = 'UPDATE' THEN {UPSERT.format(rows=_contact_rows("NEW", "1") + " UNION ALL " + _contact_rows("OLD", "-1"))}
+    IF TG_OP = 'UPDATE' THEN {DELTAS.format(rows=_contact_rows("NEW", "1") + " UNION ALL " + _contact_rows("OLD", "-1"))}
         RETURN NULL;
     END IF;
-    {UPSERT.format(rows=_contact_rows("OLD", "-1"))}
+    {DELTAS.format(rows=_contact_rows("OLD", "-1"))}
     RETURN OLD;
 END
 $$;
@@ -123,9 +127,37 @@ CREATE OR REPLACE TRIGGER contacts_count_delete BEFORE DELETE ON contacts
     FOR EACH ROW EXECUTE FUNCTION mcb_count_contact_moves()
 """
 
-# One unit: the tenant's counts of one kind, recounted from the rows and put in place of what is there.
+COMPACT_FUNCTION = """
+CREATE OR REPLACE FUNCTION mcb_compact_event_counts() RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET mcb.admin = 'on' AS $$
+DECLARE folded bigint;
+BEGIN
+    -- One compaction at a time; a caller that finds one running leaves the work to it.
+    IF NOT pg_try_advisory_xact_lock(hashtextextended('mcb.event_counts.compact', 0)) THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        DELETE FROM event_count_deltas RETURNING tenant_id, kind, historical, bucket, n
+    ), summed AS (
+        INSERT INTO event_counts (tenant_id, kind, historical, bucket, n)
+        SELECT tenant_id, kind, historical, bucket, sum(n) FROM gone GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (tenant_id, kind, historical, bucket) DO UPDATE SET n = event_counts.n + EXCLUDED.n
+        RETURNING 1
+    )
+    SELECT count(*) INTO folded FROM summed;
+    RETURN folded;
+END
+$$;
+REVOKE ALL ON FUNCTION mcb_compact_event_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mcb_compact_event_counts() TO mcb_app
+"""
+
+# One unit: the tenant's counts of one kind, recounted from the rows and put in place of what is there
+# (its pending deltas are part of the recount, so they go).
 RECOUNT = f"""
-WITH hist AS MATERIALIZED (
+WITH dropped AS (
+    DELETE FROM event_count_deltas WHERE tenant_id = %(tenant)s::uuid AND kind = %(kind)s
+), hist AS MATERIALIZED (
     SELECT id FROM contacts WHERE tenant_id = %(tenant)s::uuid AND source LIKE '%%\\_historical'
 ), fresh AS (
     SELECT %(tenant)s::uuid AS tenant_id, %(kind)s::text AS kind, historical, b AS bucket, count(*) AS n FROM (
@@ -159,11 +191,26 @@ def upgrade() -> None:
                 CONSTRAINT event_counts_pkey PRIMARY KEY (tenant_id, kind, historical, bucket),
                 CONSTRAINT event_counts_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id)
             );
-            COMMENT ON TABLE event_counts IS 'Exact rollup: stage events and first leads per tenant, kind and quarter hour (kept by triggers on funnel_events and contact_leads)';
-            {online.tenant_table_security("event_counts")}
+            COMMENT ON TABLE event_counts IS 'Exact rollup: stage events and first leads per tenant, kind and quarter hour (with event_count_deltas; kept by triggers on funnel_events, contact_leads and contacts)';
+            {online.tenant_table_security("event_counts")};
+            CREATE TABLE IF NOT EXISTS event_count_deltas (
+                id UUID NOT NULL DEFAULT gen_random_uuid(),
+                tenant_id UUID NOT NULL,
+                kind TEXT NOT NULL,
+                historical BOOLEAN NOT NULL,
+                bucket TIMESTAMPTZ NOT NULL,
+                n BIGINT NOT NULL,
+                CONSTRAINT event_count_deltas_pkey PRIMARY KEY (id),
+                CONSTRAINT event_count_deltas_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id)
+            );
+            CREATE INDEX IF NOT EXISTS idx_event_count_deltas_tenant_kind_bucket
+                ON event_count_deltas (tenant_id, kind, bucket);
+            COMMENT ON TABLE event_count_deltas IS 'Changes to event_counts not folded in yet (mcb_compact_event_counts)';
+            {online.tenant_table_security("event_count_deltas")}
             """,
-            step="create event_counts (tenant-scoped, RLS)",
+            step="create event_counts and event_count_deltas (tenant-scoped, RLS)",
         )
+        online.execute(COMPACT_FUNCTION, step="event_counts: the compaction function")
         for name, table, kind, at, where in COUNTERS:
             online.execute(_counter_function(name, kind, at, where) + ";" + _triggers(name, table),
                            step=f"{table}: triggers keeping event_counts")
@@ -190,7 +237,8 @@ def downgrade() -> None:
                   "DROP TRIGGER IF EXISTS contacts_count_delete ON contacts",
                   "DROP FUNCTION IF EXISTS mcb_count_contact_moves()"]
         online.execute(
-            ";\n".join([*drops, "DROP TABLE IF EXISTS event_counts",
+            ";\n".join([*drops, "DROP FUNCTION IF EXISTS mcb_compact_event_counts()",
+                        "DROP TABLE IF EXISTS event_count_deltas", "DROP TABLE IF EXISTS event_counts",
                         "DELETE FROM mcb_backfill_state WHERE name = 'event_counts'"]),
             step="drop event_counts and its triggers",
         )
