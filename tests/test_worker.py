@@ -61,8 +61,12 @@ def test_one_batch_on_one_connection_survives_a_failed_row(head_url: str, engine
         contacts = conn.execute("SELECT mc_id, stage FROM contacts WHERE mc_id IN ('w1', 'w2') ORDER BY mc_id").fetchall()
         pending = conn.execute("SELECT count(*) FROM webhook_logs WHERE inbox AND status IN "
                                "('received', 'processing', 'retry')").fetchone()
+        # The batch's event counts were folded into event_counts (revision 0016): two leads, one qualified.
+        deltas = conn.execute("SELECT count(*) FROM event_count_deltas").fetchone()
+        counted = dict(conn.execute("SELECT kind, sum(n)::int FROM event_counts GROUP BY 1").fetchall())
     assert contacts == [("w1", "dm_qualified"), ("w2", "new_lead")]
     assert pending == (0,)
+    assert deltas == (0,) and counted == {"lead": 2, "dm_qualified": 1}
 
 
 def test_non_durable_commits_are_local_to_the_worker_transaction(engines: tuple[Engine, Engine]) -> None:
