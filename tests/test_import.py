@@ -94,6 +94,8 @@ def test_contacts_import_field_by_field_and_rerun(head_url: str, cli_env: dict[s
         # known live before: keeps its live source, gains the export's facts and stage
         ("erin@example.com", "Erin", "Ray", "+15551230005", "instagram", "meeting_held", "mc_erin"),
     ]
+    # The import folded the event counts it recorded (revision 0016): no delta is left behind.
+    assert rows(head_url, "SELECT count(*) FROM event_count_deltas WHERE tenant_id = %s", (PPCU,)) == [(0,)]
     ann_purchase = utc(2024, 8, 20, 19, 30)  # 15:30 EDT
     assert rows(head_url, EVENT_SQL, (PPCU,)) == [
         ("ann.lee@example.com", "contact_created", utc(2024, 8, 5, 4), "system",
