@@ -590,6 +590,7 @@ def upgrade_to(engine: Any, target: str, reporter: Any) -> None:
     online.settings.lock_timeout_ms = settings.lock_timeout_ms
     online.settings.lock_retries = settings.lock_retries
     online.settings.batch_size = settings.backfill_batch_size
+    online.settings.backfill_jobs = settings.backfill_jobs
     with engine.connect() as conn:
         ledger.ensure_ledger(conn)
         if inspect_shape(conn).kind == "legacy":
