@@ -39,6 +39,7 @@ Conn = psycopg.Connection[Any]
 Report = Callable[[int, int], None]
 
 PART_SEPARATOR = "/"
+WINDOWS_PER_STEP = 2
 # Session settings a part's own connection copies from the migration's (the owner's admin policy, 0009).
 COPIED_SETTINGS = ("mcb.admin",)
 
@@ -359,7 +360,7 @@ def run_pages(conn: Conn, spec: Backfill, walk: Pages, *, jobs: int, unit: str) 
     block = conn.execute("SELECT current_setting('block_size')::int").fetchone()
     max_line_pointer = ((int(block[0]) if block else 8192) - 24) // 28  # MaxHeapTuplesPerPage
     per_page = max(1, (remaining + already) // max(pages, 1))
-    window = max(1, spec.batch_size // per_page)
+    window = max(1, spec.batch_size // per_page // WINDOWS_PER_STEP)
     in_window = f"{a}.ctid >= %(lo)s::tid AND {a}.ctid < %(hi)s::tid"
     count_sql = f"SELECT count(*) FROM {walk.table} {a} WHERE {in_window} AND ({walk.todo})"
     round_sql = walk.statement(
@@ -375,35 +376,47 @@ def run_pages(conn: Conn, spec: Backfill, walk: Pages, *, jobs: int, unit: str) 
         got = c.execute(count_sql, {"lo": lo, "hi": hi}).fetchone()
         return int(got[0]) if got else 0
 
+    def round_on(c: Conn, part: Part, window: tuple[int, int], first: int, last: int) -> None:
+        with c.transaction():
+            spec.setup(c)
+            params = {"first_page": window[0], "end_page": window[1], "first": first, "last": last}
+            written = max(c.execute(round_sql, params).rowcount, 0)
+            part.done += written
+            spec.save(c, part, part.cursor, False)
+        spec.report(written, written)
+
     def work(c: Conn, part: Part) -> None:
         page = int(part.cursor or part.lo or 0)
         end = int(part.hi) if part.hi is not None else relation_pages(c, walk.table)
         while page < end:
             if spec.stop.is_set():
                 return
-            upto = min(page + window, end)
-            lo, hi = f"({page},0)", f"({upto},0)"
-            left = left_in(c, lo, hi)
-            first = 1
-            while left and first <= max_line_pointer:
-                last = min(first + walk.rows_per_round - 1, max_line_pointer)
-                with c.transaction():
-                    spec.setup(c)
-                    written = max(c.execute(round_sql, {"first_page": page, "end_page": upto,
-                                                        "first": first, "last": last}).rowcount, 0)
-                    part.done += written
-                    spec.save(c, part, part.cursor, False)
-                spec.report(written, written)
-                first = last + 1
-                left = left_in(c, lo, hi)
+            # Two windows, their rounds taken in turn: a window is read (and pruned) again only after a
+            # round on the other, by when the statements that began before its last commit (another
+            # part's, the application's) have ended and no longer hold its old row versions.
+            upto = min(page + WINDOWS_PER_STEP * window, end)
+            windows = [(w, min(w + window, upto)) for w in range(page, upto, window)]
+            first = dict.fromkeys(windows, 1)
+            pending = list(windows)
+            while pending:
+                for w in list(pending):
+                    lo, hi = f"({w[0]},0)", f"({w[1]},0)"
+                    left = left_in(c, lo, hi)
+                    if left and first[w] <= max_line_pointer:
+                        last = min(first[w] + walk.rows_per_round - 1, max_line_pointer)
+                        round_on(c, part, w, first[w], last)
+                        first[w] = last + 1
+                        continue
+                    pending.remove(w)
+                    if left:  # rows the rounds did not reach (a row version put at a higher line pointer)
+                        with c.transaction():
+                            spec.setup(c)
+                            written = max(c.execute(range_sql, {"lo": lo, "hi": hi}).rowcount, 0)
+                            part.done += written
+                            spec.save(c, part, part.cursor, False)
+                        spec.report(written, written)
             with c.transaction():
-                spec.setup(c)
-                # Rows the rounds did not reach (a row version placed at a higher line pointer meanwhile).
-                written = max(c.execute(range_sql, {"lo": lo, "hi": hi}).rowcount, 0) if left else 0
-                part.done += written
                 spec.save(c, part, str(upto), False)
-            if written:
-                spec.report(written, written)
             page = upto
         with c.transaction():
             spec.setup(c)
