@@ -178,6 +178,31 @@ def test_interrupted_single_cursor_pass_finishes_as_one_part(keyed: str) -> None
     assert _state(keyed) == [("copy", None, ROWS, True)]
 
 
+def test_refused_connections_leave_their_parts_to_the_migration_connection(keyed: str) -> None:
+    role = f"bf_{uuid.uuid4().hex[:12]}"
+    with _connect(keyed) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")  # the migration's own connection only
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        messages: list[str] = []
+
+        class Listening(Recording):
+            def message(self, text: str) -> None:
+                messages.append(text)
+
+        with psycopg.connect(psycopg.conninfo.make_conninfo(keyed, user=role), autocommit=True) as conn:
+            spec = backfill.Backfill("copy", "src", None, KEY_SWEEP, 100, Listening())
+            backfill.run_keyset(conn, spec, backfill.Keys("src", "id", "uuid", KEY_BATCH), jobs=3, unit="rows")
+        assert _dst(keyed) == (ROWS, ROWS, ROWS)
+        state = _state(keyed)
+        assert len(state) == 4 and all(finished for *_, finished in state)
+        assert len(messages) == 3 and all("connection was refused" in m for m in messages)
+    finally:
+        with _connect(keyed) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
 def test_a_new_pass_forgets_parts_left_by_an_old_one(keyed: str) -> None:
     with _connect(keyed) as conn:
         backfill.claim(conn, "copy")

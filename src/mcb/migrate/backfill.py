@@ -179,10 +179,13 @@ def connector(conn: Conn) -> Callable[[], Conn]:
 
 
 def run_parts(
-    conn: Conn, parts: list[Part], jobs: int, work: Callable[[Conn, Part], None], stop: threading.Event
+    conn: Conn, parts: list[Part], jobs: int, work: Callable[[Conn, Part], None], stop: threading.Event,
+    reporter: Reporter | None = None,
 ) -> None:
     """Run ``work`` on every unfinished part: on ``conn`` one after the other, or on up to ``jobs`` more
-    connections at once. The first failure stops the others after their current batch, and is raised."""
+    connections at once. The first failure stops the others after their current batch, and is raised.
+    A connection the server refuses (too many clients) leaves its share to the others, and what no other
+    connection could take is done on ``conn`` afterwards."""
     pending = [p for p in parts if not p.finished]
     if jobs <= 1 or len(pending) <= 1:
         for part in pending:
@@ -194,7 +197,14 @@ def run_parts(
     connect = connector(conn)
 
     def worker() -> None:
-        with connect() as own:
+        try:
+            own = connect()
+        except psycopg.OperationalError as exc:
+            if reporter is not None:
+                reporter.message(f"    a backfill connection was refused ({str(exc).strip().splitlines()[0]}); "
+                                 "the others take its share")
+            return
+        with own:
             while not stop.is_set():
                 try:
                     part = queue.get_nowait()
@@ -212,6 +222,9 @@ def run_parts(
         error = future.exception()
         if error is not None:
             raise error
+    for part in pending:
+        if not part.finished:
+            work(conn, part)
 
 
 def close_part(conn: Conn, spec: Backfill, part: Part) -> None:
@@ -241,7 +254,7 @@ def _run(conn: Conn, spec: Backfill, parts: list[Part], jobs: int, work: Callabl
          total: int, already: int, unit: str) -> None:
     spec._bar = spec.reporter.backfill_started(spec.name, total, already, unit)
     started = time.monotonic()
-    run_parts(conn, parts, jobs, work, spec.stop)
+    run_parts(conn, parts, jobs, work, spec.stop, spec.reporter)
     done = finish(conn, spec, parts)
     spec._bar.finish()
     spec.reporter.step_done(f"backfill {spec.name}: {done} rows written", time.monotonic() - started)
