@@ -174,7 +174,9 @@ def test_backfill_jobs_choose_the_parts_of_each_backfill(legacy_url: str, cli_en
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "--backfill-jobs" in refused.stderr
 
-    three = mcb(cli_env, "db", "upgrade", "--no-backup", "--backfill-jobs", "3", url=legacy_url)
+    # Batches of 500: every backfill has at least three, so each gets the three parts asked for.
+    env = {**cli_env, "MCB_BACKFILL_BATCH": "500"}
+    three = mcb(env, "db", "upgrade", "--no-backup", "--backfill-jobs", "3", url=legacy_url)
     assert three.returncode == 0, three.stderr
     with psycopg.connect(legacy_url) as conn:
         rows = conn.execute("SELECT name, finished_at IS NOT NULL FROM mcb_backfill_state ORDER BY name").fetchall()

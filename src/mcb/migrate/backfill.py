@@ -115,9 +115,10 @@ def claim(conn: Conn, name: str) -> tuple[str | None, int, bool]:
 def parts_of(conn: Conn, name: str, cursor: str | None, done: int, bounds: list[tuple[str | None, str | None]]) -> list[Part]:
     """The parts of the pass: those it already has, else ``bounds`` (recorded now when more than one).
 
-    A pass that ran as one part and was interrupted (its own row has a cursor) finishes as one part.
+    A pass that ran as one part and was interrupted (its own row has a cursor, or rows done: a page walk
+    saves its position only at the end of a step) finishes as one part.
     """
-    if cursor is not None:
+    if cursor is not None or done > 0:
         return [Part(name, None, None, cursor, done)]
     prefix = name + PART_SEPARATOR
     select = (
@@ -140,6 +141,12 @@ def parts_of(conn: Conn, name: str, cursor: str | None, done: int, bounds: list[
         lo, _, hi = state[len(prefix):].partition("..")
         parts.append(Part(state, lo or None, hi or None, part_cursor, int(part_done), bool(finished)))
     return parts
+
+
+def parts_for(rows: int, jobs: int, batch_size: int) -> int:
+    """How many parts a pass over ``rows`` rows gets: ``jobs``, but no more than it has batches (a part
+    costs a connection and its setup, which a table of one batch or two does not earn back)."""
+    return max(1, min(jobs, rows // batch_size))
 
 
 def uuid_bounds(parts: int) -> list[tuple[str | None, str | None]]:
@@ -288,11 +295,11 @@ def run_keyset(conn: Conn, spec: Backfill, keys: Keys, *, jobs: int, unit: str) 
     cursor, done, finished = claim(conn, spec.name)
     if finished:
         return
-    bounds: list[tuple[str | None, str | None]] = [(None, None)]
-    if keys.key_type == "uuid" and jobs > 1:
-        bounds = uuid_bounds(jobs)
-    parts = parts_of(conn, spec.name, cursor, done, bounds)
     total = keys.count(conn, None, None)
+    bounds: list[tuple[str | None, str | None]] = [(None, None)]
+    if keys.key_type == "uuid" and parts_for(total, jobs, spec.batch_size) > 1:
+        bounds = uuid_bounds(parts_for(total, jobs, spec.batch_size))
+    parts = parts_of(conn, spec.name, cursor, done, bounds)
     already = sum(
         keys.count(conn, p.lo, p.hi) if p.finished else keys.count(conn, p.lo, p.cursor) if p.cursor else 0
         for p in parts
@@ -362,13 +369,13 @@ def run_pages(conn: Conn, spec: Backfill, walk: Pages, *, jobs: int, unit: str) 
     if finished:
         return
     pages = relation_pages(conn, walk.table)
-    bounds = page_bounds(pages, jobs)
-    if len(bounds) > 1:  # the walk ends at the table's end as it is now: later rows need no walk (see sweep)
-        bounds[-1] = (bounds[-1][0], str(pages))
-    parts = parts_of(conn, spec.name, cursor, done, bounds)
     a = walk.alias
     row = conn.execute(f"SELECT count(*) FROM {walk.table} {a} WHERE {walk.todo}").fetchone()
     remaining = int(row[0]) if row else 0
+    bounds = page_bounds(pages, parts_for(remaining, jobs, spec.batch_size))
+    if len(bounds) > 1:  # the walk ends at the table's end as it is now: later rows need no walk (see sweep)
+        bounds[-1] = (bounds[-1][0], str(pages))
+    parts = parts_of(conn, spec.name, cursor, done, bounds)
     already = sum(p.done for p in parts)
     block = conn.execute("SELECT current_setting('block_size')::int").fetchone()
     max_line_pointer = ((int(block[0]) if block else 8192) - 24) // 28  # MaxHeapTuplesPerPage
