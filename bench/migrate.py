@@ -988,6 +988,8 @@ def main(argv: list[str] | None = None) -> int:
                                "scale": args.scale, "command": " ".join(["python", "bench/migrate.py", *(argv or sys.argv[1:])]),
                                "errors": {}}
     snapshot = snapshot_sources()
+    bench_settings = settings_for_bench()
+    results["backfill"] = {"jobs": bench_settings.backfill_jobs, "batch": bench_settings.backfill_batch_size}
 
     def save() -> None:
         if args.output:
