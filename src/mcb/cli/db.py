@@ -35,7 +35,8 @@ def upgrade(
     backfill_jobs: Annotated[int | None, typer.Option(
         "--backfill-jobs", min=1, max=16,
         help="Connections each backfill uses at once, each on its own part of the table "
-             "(default: MCB_BACKFILL_JOBS, 2). An interrupted backfill resumes with the parts it had.")] = None,
+             "(default: MCB_BACKFILL_JOBS, 2; the payment category walk always uses one). "
+             "An interrupted backfill resumes with the parts it had.")] = None,
 ) -> None:
     """Bring the database to the head revision, online.
 

@@ -452,6 +452,7 @@ def page_backfill(
     todo: str,
     unit: str = "rows",
     setup_sql: str | None = None,
+    jobs: int | None = None,
 ) -> None:
     """Update every row of ``table`` that ``todo`` selects, walking the table in physical order.
 
@@ -459,8 +460,8 @@ def page_backfill(
     each step in place of ``{rows}``. Each transaction updates a few rows of every page of a window of
     ``settings.batch_size`` rows, so that most new row versions fit on their own page once the previous
     transaction's have been pruned (HOT updates: no index entry to write). The position (a page) is saved
-    with the last transaction of each window; ``settings.backfill_jobs`` connections walk disjoint page
-    ranges. Rows the original application moves to a page the walk has passed (an update that does not
+    with the last transaction of each window; ``jobs`` (default ``settings.backfill_jobs``) connections
+    walk disjoint page ranges. Rows the original application moves to a page the walk has passed (an update that does not
     fit on its page) are caught by the same statement over the whole table at the end.
     See :mod:`mcb.migrate.backfill`.
     """
@@ -469,7 +470,7 @@ def page_backfill(
         op.execute(walk.whole_table)
         return
     spec = backfill.Backfill(name, table, setup_sql, walk.whole_table, settings.batch_size, reporter())
-    backfill.run_pages(raw(), spec, walk, jobs=settings.backfill_jobs, unit=unit)
+    backfill.run_pages(raw(), spec, walk, jobs=settings.backfill_jobs if jobs is None else jobs, unit=unit)
 
 
 def forget_backfill_sql(name: str) -> str:
