@@ -590,6 +590,7 @@ def upgrade_to(engine: Any, target: str, reporter: Any) -> None:
     online.settings.lock_timeout_ms = settings.lock_timeout_ms
     online.settings.lock_retries = settings.lock_retries
     online.settings.batch_size = settings.backfill_batch_size
+    online.settings.backfill_jobs = settings.backfill_jobs
     with engine.connect() as conn:
         ledger.ensure_ledger(conn)
         if inspect_shape(conn).kind == "legacy":
@@ -987,6 +988,8 @@ def main(argv: list[str] | None = None) -> int:
                                "scale": args.scale, "command": " ".join(["python", "bench/migrate.py", *(argv or sys.argv[1:])]),
                                "errors": {}}
     snapshot = snapshot_sources()
+    bench_settings = settings_for_bench()
+    results["backfill"] = {"jobs": bench_settings.backfill_jobs, "batch": bench_settings.backfill_batch_size}
 
     def save() -> None:
         if args.output:

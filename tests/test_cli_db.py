@@ -166,3 +166,26 @@ def test_dry_run_prints_plan_and_sql(legacy_url: str, cli_env: dict[str, str]) -
     assert "0005  funnel_events, the append-only history" in proc.stdout
     assert "CREATE TABLE IF NOT EXISTS funnel_events" in proc.stdout
     assert "Dry run: nothing was changed." in proc.stdout
+
+
+def test_backfill_jobs_choose_the_parts_of_each_backfill(legacy_url: str, cli_env: dict[str, str], pg: object) -> None:
+    fill_legacy(legacy_url, contacts=2_000, payments=1_500)
+    refused = mcb(cli_env, "db", "upgrade", "--no-backup", "--backfill-jobs", "0", url=legacy_url)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "--backfill-jobs" in refused.stderr
+
+    # Batches of 500: every backfill has at least three, so each by key gets the three parts asked for.
+    env = {**cli_env, "MCB_BACKFILL_BATCH": "500"}
+    three = mcb(env, "db", "upgrade", "--no-backup", "--backfill-jobs", "3", url=legacy_url)
+    assert three.returncode == 0, three.stderr
+    with psycopg.connect(legacy_url) as conn:
+        rows = conn.execute("SELECT name, finished_at IS NOT NULL FROM mcb_backfill_state ORDER BY name").fetchall()
+        payments = conn.execute("SELECT count(*) FROM payments WHERE payment_category IS NULL").fetchone()[0]  # type: ignore[index]
+    names = [name for name, _ in rows]
+    assert all(finished for _, finished in rows)
+    for backfill in ("contact_emails", "funnel_events_from_contacts"):
+        assert backfill in names
+        assert len([n for n in names if n.startswith(backfill + "/")]) == 3, names
+    # The category walk runs on one connection whatever the option (two were slower).
+    assert "payment_categories" in names and not [n for n in names if n.startswith("payment_categories/")]
+    assert payments == 0

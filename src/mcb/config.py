@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         validation_alias="MCB_BACKFILL_BATCH",
         description="Rows per transaction in the migration backfills.",
     )
+    backfill_jobs: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        validation_alias="MCB_BACKFILL_JOBS",
+        description="Connections each migration backfill uses at once, each on its own part of the table.",
+    )
     secret_key: str | None = Field(
         default=None,
         validation_alias="MCB_SECRET_KEY",

@@ -32,6 +32,11 @@ def upgrade(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and its SQL; change nothing.")] = False,
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Skip the pg_dump taken before changing a database that holds rows.")] = False,
     backup_path: Annotated[Path | None, typer.Option("--backup-path", help="Where to write that backup (default: $MCB_HOME/backups/).")] = None,
+    backfill_jobs: Annotated[int | None, typer.Option(
+        "--backfill-jobs", min=1, max=16,
+        help="Connections each backfill uses at once, each on its own part of the table "
+             "(default: MCB_BACKFILL_JOBS, 2; the payment category walk always uses one). "
+             "An interrupted backfill resumes with the parts it had.")] = None,
 ) -> None:
     """Bring the database to the head revision, online.
 
@@ -41,8 +46,11 @@ def upgrade(
     url, engine = _connect()
     out.print(f"Database: {redact_url(url)}")
     reporter = RichReporter(out)
+    settings = get_settings()
+    if backfill_jobs is not None:
+        settings = settings.model_copy(update={"backfill_jobs": backfill_jobs})
     result = runner.upgrade(engine, url, make_backup=not no_backup, backup_path=backup_path,  # type: ignore[arg-type]
-                            dry_run=dry_run, reporter=reporter)
+                            dry_run=dry_run, reporter=reporter, settings=settings)
     for note in result.shape.notes:
         out.print(f"[dim]note: {note}[/dim]")
     if dry_run:

@@ -25,6 +25,7 @@ import psycopg
 from alembic import op
 from psycopg import errors as pg_errors
 
+from mcb.migrate import backfill
 from mcb.migrate.progress import Reporter, current_reporter
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "migrations" / "sql"
@@ -36,6 +37,7 @@ class Settings:
     lock_timeout_ms: int = 50
     lock_retries: int = 200
     batch_size: int = 20_000
+    backfill_jobs: int = 2
 
 
 settings = Settings()
@@ -419,9 +421,14 @@ def keyset_backfill(
     """Run ``batch_sql`` over ``table`` in key order, one batch per transaction, resumably.
 
     ``batch_sql`` receives ``%(lo)s`` (exclusive, NULL at the start) and ``%(hi)s`` (inclusive, NULL for
-    the last batch) and must be idempotent (ON CONFLICT DO NOTHING, or a WHERE that skips done rows).
-    The cursor is saved in ``mcb_backfill_state`` in the same transaction as the batch, so an interrupted
-    backfill resumes after the last committed batch.
+    the end of the table) and must be idempotent (ON CONFLICT DO NOTHING, or a WHERE that skips done rows);
+    ``setup_sql`` runs first in every batch's transaction. The cursor is saved in ``mcb_backfill_state`` in
+    the same transaction as the batch, so an interrupted backfill resumes after the last committed batch.
+
+    With ``settings.backfill_jobs`` above 1 and a uuid key, the key space is cut into that many equal
+    ranges, each walked on its own connection with its own cursor (see :mod:`mcb.migrate.backfill`); the
+    batches of different ranges then run at the same time, so ``batch_sql`` must not depend on rows of
+    another range.
 
     Rows that a live writer inserts behind the cursor while the pass runs are caught by ``sweep_sql``, one
     statement over the whole table run at the end (it must select only rows the pass did not cover).
@@ -431,52 +438,45 @@ def keyset_backfill(
     if offline():
         op.execute(batch_sql.replace("%(lo)s", "NULL").replace("%(hi)s", "NULL").replace("%%", "%"))
         return
-    from mcb.migrate.ledger import LEDGER_DDL
+    spec = backfill.Backfill(name, table, setup_sql, sweep_sql, settings.batch_size, reporter())
+    keys = backfill.Keys(table, key, key_type, batch_sql, where)
+    backfill.run_keyset(raw(), spec, keys, jobs=settings.backfill_jobs, unit=unit)
 
-    conn = raw()
-    conn.execute(LEDGER_DDL.encode())
-    conn.execute(
-        "INSERT INTO mcb_backfill_state (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
-    )
-    state = query("SELECT cursor, rows_done, finished_at FROM mcb_backfill_state WHERE name = %s", (name,))
-    if state[0][2] is not None:
+
+def page_backfill(
+    name: str,
+    *,
+    table: str,
+    alias: str,
+    update_sql: str,
+    todo: str,
+    unit: str = "rows",
+    setup_sql: str | None = None,
+    jobs: int | None = None,
+) -> None:
+    """Update every row of ``table`` that ``todo`` selects, walking the table in physical order.
+
+    ``update_sql`` is ``UPDATE <table> <alias> SET ... WHERE {rows} AND <todo>``: the walk puts the rows of
+    each step in place of ``{rows}``. Each transaction updates a few rows of every page of a window of
+    ``settings.batch_size`` rows, so that most new row versions fit on their own page once the previous
+    transaction's have been pruned (HOT updates: no index entry to write). The position (a page) is saved
+    with the last transaction of each window; ``jobs`` (default ``settings.backfill_jobs``) connections
+    walk disjoint page ranges. Rows the original application moves to a page the walk has passed (an update that does not
+    fit on its page) are caught by the same statement over the whole table at the end.
+    See :mod:`mcb.migrate.backfill`.
+    """
+    walk = backfill.Pages(table, alias, update_sql, todo)
+    if offline():
+        op.execute(walk.whole_table)
         return
-    cursor: str | None = state[0][0]
-    done = int(state[0][1])
-    total = int(scalar(f"SELECT count(*) FROM {table} WHERE {where}") or 0)
-    scanned = int(
-        scalar(f"SELECT count(*) FROM {table} WHERE ({where}) AND {key} <= %s::{key_type}", (cursor,)) or 0
-    ) if cursor is not None else 0
-    bar = reporter().backfill_started(name, total, scanned, unit)
-    started = time.monotonic()
-    while True:
-        hi_row = query(
-            f"SELECT {key}::text FROM {table} WHERE ({where}) AND (%s::{key_type} IS NULL OR {key} > %s::{key_type}) "
-            f"ORDER BY {key} OFFSET %s LIMIT 1",
-            (cursor, cursor, settings.batch_size - 1),
-        )
-        hi: str | None = hi_row[0][0] if hi_row else None
-        with conn.transaction():
-            if setup_sql:
-                conn.execute(setup_sql)
-            cur = conn.execute(batch_sql, {"lo": cursor, "hi": hi})
-            written = max(cur.rowcount, 0)
-            done += written
-            if hi is None and sweep_sql:
-                done += max(conn.execute(sweep_sql).rowcount, 0)
-            conn.execute(
-                "UPDATE mcb_backfill_state SET cursor = %s, rows_done = %s, updated_at = now(), "
-                "finished_at = CASE WHEN %s THEN now() END WHERE name = %s",
-                (hi, done, hi is None, name),
-            )
-        batch_rows = settings.batch_size if hi is not None else max(total - scanned, 0)
-        scanned += batch_rows
-        bar.advance(batch_rows, written)
-        if hi is None:
-            break
-        cursor = hi
-    bar.finish()
-    reporter().step_done(f"backfill {name}: {done} rows written", time.monotonic() - started)
+    spec = backfill.Backfill(name, table, setup_sql, walk.whole_table, settings.batch_size, reporter())
+    backfill.run_pages(raw(), spec, walk, jobs=settings.backfill_jobs if jobs is None else jobs, unit=unit)
+
+
+def forget_backfill_sql(name: str) -> str:
+    """The statement that deletes a backfill's position, and its parts' (for a downgrade)."""
+    prefix = name + backfill.PART_SEPARATOR
+    return f"DELETE FROM mcb_backfill_state WHERE name = '{name}' OR left(name, {len(prefix)}) = '{prefix}'"
 
 
 def unit_backfill(

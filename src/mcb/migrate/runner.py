@@ -72,6 +72,7 @@ def _configure_online(settings: Settings) -> None:
     online.settings.lock_timeout_ms = settings.lock_timeout_ms
     online.settings.lock_retries = settings.lock_retries
     online.settings.batch_size = settings.backfill_batch_size
+    online.settings.backfill_jobs = settings.backfill_jobs
 
 
 @dataclass

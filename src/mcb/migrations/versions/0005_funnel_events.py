@@ -154,7 +154,6 @@ def downgrade() -> None:
     with online.steps():
         online.guard(guards.only_migration_events)
         online.execute(
-            "DROP TABLE IF EXISTS funnel_events;\n"
-            "DELETE FROM mcb_backfill_state WHERE name = 'funnel_events_from_contacts'",
+            "DROP TABLE IF EXISTS funnel_events;\n" + online.forget_backfill_sql("funnel_events_from_contacts"),
             step="drop funnel_events (it held only the backfill, which the contact columns still hold)",
         )

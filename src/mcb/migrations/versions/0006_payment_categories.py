@@ -3,11 +3,16 @@
 Stripe: exactly $100 is a deposit, more is a full purchase, less is miscellaneous. Denefits:
 ``<code>_downpayment`` rows are down payments, ``<code>_recurring_<n>`` rows are instalments, every other
 Denefits row is the financed plan. Rows of type refund, or with a negative amount, are refunds. Filled in
-key order, one batch per transaction, resumably; the legacy ``updated_at`` values are left as they were.
+batches, one per transaction, resumably; the legacy ``updated_at`` values are left as they were.
 
 A BEFORE INSERT trigger, created before the backfill starts, gives the same category to every payment
 that arrives without one: the original application keeps inserting payments and knows nothing of the
 column. From then on no payment is ever without a category.
+
+The existing rows are updated in physical order, a few rows of each page per transaction
+(``online.page_backfill``): the column is in no index yet, so once the first rows of a page have moved
+out, the others' new versions fit on the same page and write no index entry (HOT updates). In key order
+every update hit a random full page and wrote an entry in each of the table's 14 indexes.
 
 Revision ID: 0006
 Revises: 0005
@@ -31,11 +36,10 @@ CASE
 END
 """
 
+# The rows of each step of the walk go in place of {rows}; rows that have a category are never touched.
 BACKFILL = f"""
 UPDATE payments p SET payment_category = {CATEGORY}
-WHERE p.payment_category IS NULL
-  AND (%(lo)s::uuid IS NULL OR p.id > %(lo)s::uuid)
-  AND (%(hi)s::uuid IS NULL OR p.id <= %(hi)s::uuid)
+WHERE {{rows}} AND p.payment_category IS NULL
 """
 
 TRIGGER = f"""
@@ -56,14 +60,18 @@ CREATE OR REPLACE TRIGGER payments_category_default BEFORE INSERT ON payments
 def upgrade() -> None:
     with online.steps():
         online.execute(TRIGGER, step="payments without a category get one on insert")
-        online.keyset_backfill(
+        online.page_backfill(
             "payment_categories",
             table="payments",
-            key="id",
-            key_type="uuid",
-            batch_sql=BACKFILL,
+            alias="p",
+            update_sql=BACKFILL,
+            todo="p.payment_category IS NULL",
             unit="payments",
             setup_sql="SELECT set_config('mcb.preserve_updated_at', 'on', true)",
+            # One connection, whatever MCB_BACKFILL_JOBS says: two were measured slower (docs/benchmarks.md,
+            # session 4). The walk's speed is its HOT updates, and each connection's open statements hold
+            # back the pruning of the pages the other has just updated.
+            jobs=1,
         )
         online.create_index(
             "idx_payments_tenant_category_date", "payments", "tenant_id, payment_category, payment_date"
@@ -79,6 +87,6 @@ def downgrade() -> None:
             step="drop the category trigger",
         )
         online.execute(
-            "DELETE FROM mcb_backfill_state WHERE name = 'payment_categories'",
+            online.forget_backfill_sql("payment_categories"),
             step="forget the payment category backfill (0003's downgrade drops the column)",
         )

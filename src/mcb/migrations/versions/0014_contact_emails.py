@@ -101,7 +101,7 @@ def downgrade() -> None:
             DROP TRIGGER IF EXISTS contacts_track_emails ON contacts;
             DROP FUNCTION IF EXISTS mcb_track_contact_emails();
             DROP TABLE IF EXISTS contact_emails;
-            DELETE FROM mcb_backfill_state WHERE name = 'contact_emails'
-            """,
+            """
+            + online.forget_backfill_sql("contact_emails"),
             step="drop contact_emails and its trigger (it held only copies of the contacts' e-mails)",
         )
