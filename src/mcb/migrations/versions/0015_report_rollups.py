@@ -358,7 +358,7 @@ def downgrade() -> None:
             ALTER TABLE contact_leads DROP COLUMN IF EXISTS has_ad_id, DROP COLUMN IF EXISTS has_mc_id,
                 DROP COLUMN IF EXISTS has_ghl_id, DROP COLUMN IF EXISTS has_email,
                 DROP COLUMN IF EXISTS primary_email;
-            DELETE FROM mcb_backfill_state WHERE name = 'contact_leads_identity'
-            """,
+            """
+            + online.forget_backfill_sql("contact_leads_identity"),
             step="contact_leads: back to 0013's columns and trigger",
         )
