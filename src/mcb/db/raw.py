@@ -14,9 +14,11 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+from psycopg.pq import ExecStatus
 from psycopg.rows import dict_row
 from sqlalchemy import Connection
 
+TUPLES_OK = ExecStatus.TUPLES_OK
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -35,7 +37,10 @@ def _driver(conn: Connection) -> psycopg.Connection[Any]:
 def fetch_all(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     with _driver(conn).cursor(row_factory=dict_row) as cur:
         cur.execute(psycopg_sql(sql), params)
-        return cur.fetchall() if cur.description is not None else []
+        # Whether rows came back, from the result's status: ``cur.description`` would build a Column
+        # object per column of every result just to be compared with None.
+        result = cur.pgresult
+        return cur.fetchall() if result is not None and result.status == TUPLES_OK else []
 
 
 def fetch_first(conn: Connection, sql: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
