@@ -3,9 +3,11 @@ the worker's transactions, and the worker thread's lower scheduling priority."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -206,3 +208,32 @@ def test_the_claim_takes_waiting_due_and_abandoned_rows_in_id_order(head_url: st
         claimed = conn.execute("SELECT id, status, next_attempt_at > now() + interval '4 minutes' FROM webhook_logs "
                                "WHERE id = ANY(%s) ORDER BY id", ([ids[2], ids[4], ids[5], ids[6]],)).fetchall()
     assert claimed == [(i, "processing", True) for i in (ids[2], ids[4], ids[5], ids[6])]
+
+
+def test_an_update_that_gives_a_contact_an_orphans_email_links_the_orphan_in_the_same_statement(
+        head_url: str, engines: tuple[Engine, Engine]) -> None:
+    stripe = json.loads((Path(__file__).parent / "fixtures" / "stripe" / "checkout_session_completed_full.json").read_text())
+    first = store(head_url, "manychat", {"subscriber": {"id": "m9", "first_name": "Jane", "custom_fields": {}},
+                                         "event_type": "contact_created"})
+    assert drain(*engines) == {"processed": 1}
+    orphan = store(head_url, "stripe", stripe)
+    assert drain(*engines) == {"orphan": 1}
+    # the contact's UPDATE (its e-mail and stage) and the orphan's link run as one statement
+    update = store(head_url, "manychat", {"subscriber": {"id": "m9", "email": "Jane.Doe@example.com",
+                                                         "custom_fields": {}}, "event_type": "dm_qualified"})
+    assert drain(*engines) == {"processed": 1}
+    rows = finished(head_url, [first, orphan, update])
+    with psycopg.connect(head_url) as conn:
+        contact = conn.execute("SELECT id, stage, email_primary, email_payment, stripe_customer_id FROM contacts").fetchall()
+        payment = conn.execute("SELECT payment_event_id, contact_id FROM payments").fetchall()
+        events = conn.execute("SELECT event_type, source_event_id FROM funnel_events ORDER BY event_type").fetchall()
+    assert len(contact) == 1
+    cid, *fields = contact[0]
+    assert fields == ["purchased", "jane.doe@example.com", "jane.doe@example.com", "cus_RfUlLpUrChAsE1"]
+    assert payment == [("evt_1QfUlLpUrChAsE2997aaaa", cid)]
+    assert rows[1][0] == "orphan"
+    assert rows[2][:4] == ("processed", None, None, {
+        "contact_id": str(cid), "created": False, "events_created": 2, "payments": [],
+        "linked_payments": ["evt_1QfUlLpUrChAsE2997aaaa"]})
+    assert events == [("contact_subscribed", "mc_m9_contact_subscribed"), ("dm_qualified", "mc_m9_dm_qualified"),
+                      ("purchase_completed", "stripe_purchase_evt_1QfUlLpUrChAsE2997aaaa")]

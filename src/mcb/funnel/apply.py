@@ -31,7 +31,14 @@ from mcb.db import raw
 from mcb.funnel import stages
 from mcb.funnel.events import IDENTITY_FIELDS, ContactFacts, FunnelEvent, Normalized
 from mcb.funnel.identity import normalize_email
-from mcb.funnel.payments import link_payments, payment_funnel_event, upsert_payment
+from mcb.funnel.payments import (
+    LINK_SQL,
+    PAYMENT_COLUMNS,
+    link_params,
+    link_payments,
+    payment_funnel_event,
+    upsert_payment,
+)
 
 Status = Literal["processed", "skipped", "orphan"]
 
@@ -88,8 +95,10 @@ def _lock_identities(conn: Connection, tenant_id: UUID, facts: ContactFacts) -> 
                     {"keys": sorted(set(keys))})
 
 
-def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_by: tuple[str, ...]) -> dict[str, Any] | None:
-    """The contact this event is about, or None. Tenant-scoped; oldest first among several matches."""
+def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_by: tuple[str, ...], *,
+                 unmatched: set[str] | None = None) -> dict[str, Any] | None:
+    """The contact this event is about, or None. Tenant-scoped; oldest first among several matches.
+    ``unmatched``: filled with the keys whose value no contact of the tenant carries."""
     for key in match_by:
         if key == "email":
             emails = sorted({e.strip().lower() for e in facts.emails()})
@@ -112,6 +121,8 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
             "ORDER BY created_at NULLS LAST, id LIMIT 20 FOR UPDATE",
             {"t": tenant_id, "v": value},
         )
+        if not rows and unmatched is not None:
+            unmatched.add(key)
         for row in rows:
             if all(getattr(facts, s) is None or row[s] is None or row[s] == getattr(facts, s) for s in STRONG_IDS):
                 return dict(row)
@@ -123,10 +134,14 @@ class IdentityConflict(ValueError):
     another mc_id). Not retried: the webhook row ends ``error`` with this message for an operator."""
 
 
-def _refuse_conflicting_identity(conn: Connection, tenant_id: UUID, facts: ContactFacts) -> None:
+def _refuse_conflicting_identity(conn: Connection, tenant_id: UUID, facts: ContactFacts,
+                                 unmatched: set[str]) -> None:
+    """Raise IdentityConflict when a contact of the tenant already carries one of the event's platform ids.
+    ``unmatched``: keys that find_contact looked up in this transaction and found on no contact (they cannot
+    have appeared since: this delivery holds the advisory lock on each of its identifiers)."""
     for key in STRONG_IDS:
         value = getattr(facts, key)
-        if value is None:
+        if value is None or key in unmatched:
             continue
         other = raw.fetch_first(conn, f"SELECT id FROM contacts WHERE tenant_id = :t AND {key} = :v",
                                 {"t": tenant_id, "v": value})
@@ -236,6 +251,38 @@ def _update_contact(conn: Connection, contact: dict[str, Any], changes: dict[str
     )
 
 
+def _emails(contact: dict[str, Any]) -> list[str]:
+    return sorted({e for e in (normalize_email(contact.get(k)) for k in
+                               ("email_primary", "email_booking", "email_payment")) if e})
+
+
+# The linked payments' columns in the fused statement, prefixed: a contact has columns of the same names.
+_LINKED = ", ".join(f"{c} AS p_{c}" for c in PAYMENT_COLUMNS)
+
+
+def _update_contact_and_link(conn: Connection, tenant_id: UUID, contact: dict[str, Any], changes: dict[str, Any],
+                             payment_event_ids: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``_update_contact`` then ``link_payments`` in one statement: the contact as updated, and the payments
+    linked to it. What the link matches on (the contact's e-mails, phone and Stripe customer after the
+    update) is known before the statement runs, and the two UPDATEs touch different tables, so running them
+    side by side in one snapshot changes nothing but the round trip."""
+    after = {**contact, **changes}
+    params = {k: (Jsonb(v) if isinstance(v, dict) else v) for k, v in changes.items()}
+    sets = ", ".join(f"{k} = :{k}" for k in changes)
+    rows = raw.fetch_all(
+        conn,
+        f"WITH c AS (UPDATE contacts SET {sets} WHERE tenant_id = :tenant_id AND id = :id RETURNING {_CONTACT_SELECT}), "
+        f"l AS ({LINK_SQL} RETURNING {_LINKED}) SELECT * FROM c LEFT JOIN l ON true",
+        {**params, "tenant_id": contact["tenant_id"], "id": contact["id"],
+         **link_params(tenant_id, after, payment_event_ids=payment_event_ids, emails=_emails(after))},
+    )
+    if not rows:
+        raise LookupError("expected one row, got 0")
+    updated = {k: rows[0][k] for k in CONTACT_COLUMNS}
+    linked = [{c: row[f"p_{c}"] for c in PAYMENT_COLUMNS} for row in rows if row["p_payment_event_id"] is not None]
+    return updated, linked
+
+
 def _snapshot(contact: dict[str, Any]) -> dict[str, Any]:
     email = contact.get("email_primary") or contact.get("email_booking") or contact.get("email_payment")
     snap = {
@@ -327,7 +374,8 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
     stored = [upsert_payment(conn, tenant_id, p) for p in n.payments]
     payment_ids = [p["payment_event_id"] for p in stored]
 
-    contact = find_contact(conn, tenant_id, facts, n.match_by)
+    unmatched: set[str] = set()
+    contact = find_contact(conn, tenant_id, facts, n.match_by, unmatched=unmatched)
     created = False
     # The evidence time: the earliest time the delivery itself states (events, payment dates).
     at = min([*(e.occurred_at for e in n.events), *(p.payment_date for p in n.payments)], default=received_at)
@@ -338,7 +386,7 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
                 return ApplyResult("orphan", payments=payment_ids,
                                    detail="no contact matches this payment yet; it will be linked when one appears")
             return ApplyResult("skipped", detail="no matching contact, and this event does not create contacts")
-        _refuse_conflicting_identity(conn, tenant_id, facts)
+        _refuse_conflicting_identity(conn, tenant_id, facts, unmatched)
         contact = _create_contact(conn, tenant_id, facts, at)
         created = True
 
@@ -347,11 +395,11 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
     if lead is not None:
         events.append((n.source, lead))
     events += [(n.source, e) for e in n.events]
-    contact = _update_contact(conn, contact, _merge(contact, facts, at, [e.stage for _, e in events]))
-
-    emails = sorted({e for e in (normalize_email(contact.get(k)) for k in
-                                 ("email_primary", "email_booking", "email_payment")) if e})
-    linked = link_payments(conn, tenant_id, contact, payment_event_ids=payment_ids, emails=emails)
+    changes = _merge(contact, facts, at, [e.stage for _, e in events])
+    if changes:
+        contact, linked = _update_contact_and_link(conn, tenant_id, contact, changes, payment_ids)
+    else:
+        linked = link_payments(conn, tenant_id, contact, payment_event_ids=payment_ids, emails=_emails(contact))
     own = [p for p in stored if p["contact_id"] == contact["id"]]
     payment_rows = {p["payment_event_id"]: p for p in [*own, *linked]}
     payment_events = [(row["payment_source"], ev) for row in payment_rows.values()
