@@ -45,6 +45,8 @@ Status = Literal["processed", "skipped", "orphan"]
 # Identifiers that name one person on one platform: a match on a weaker identifier is rejected when the
 # candidate already carries a different one of these.
 STRONG_IDS = ("mc_id", "ghl_id")
+# Identifiers unique within a tenant (contacts_tenant_id_mc_id_key, contacts_tenant_id_ghl_id_key).
+UNIQUE_IDS = ("mc_id", "ghl_id")
 # The time recorded for a default (not evidence): later than any real time, so any evidence replaces it.
 WEAK = "9999-12-31T23:59:59+00:00"
 LEAD_EVENTS = ("contact_subscribed", "contact_created")
@@ -108,6 +110,20 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
             # leakproof comparison such as this one can use an index; lower(email_*) = ... cannot.
             candidates = "SELECT contact_id FROM contact_emails WHERE tenant_id = :t AND email = ANY(:v)"
             value: Any = emails
+        elif key in UNIQUE_IDS:
+            value = getattr(facts, key)
+            if value is None:
+                continue
+            # At most one contact of the tenant carries it (a unique key): the lookup is that key's index,
+            # whatever the statistics say (the general form below, planned while the table was small, could
+            # scan the tenant's contacts).
+            rows = raw.fetch_all(conn, f"SELECT {_CONTACT_SELECT} FROM contacts WHERE tenant_id = :t AND {key} = :v "
+                                 "FOR UPDATE", {"t": tenant_id, "v": value})
+            if not rows and unmatched is not None:
+                unmatched.add(key)
+            if rows and _same_person(rows[0], facts):
+                return dict(rows[0])
+            continue
         else:
             value = getattr(facts, key)
             if value is None:
@@ -124,9 +140,14 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
         if not rows and unmatched is not None:
             unmatched.add(key)
         for row in rows:
-            if all(getattr(facts, s) is None or row[s] is None or row[s] == getattr(facts, s) for s in STRONG_IDS):
+            if _same_person(row, facts):
                 return dict(row)
     return None
+
+
+def _same_person(row: dict[str, Any], facts: ContactFacts) -> bool:
+    """A candidate whose mc_id/ghl_id contradicts the event's is not the same person."""
+    return all(getattr(facts, s) is None or row[s] is None or row[s] == getattr(facts, s) for s in STRONG_IDS)
 
 
 class IdentityConflict(ValueError):
