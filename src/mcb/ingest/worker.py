@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 LEASE = "5 minutes"
 # Rows per transaction in drain. A chunk holds its deliveries' locks until it commits, so a larger chunk
-# makes a second worker wait longer for a person both are processing; past about 16 rows the saving per
-# row is small (measured: docs/benchmarks.md, "Ingestion", session 4).
+# makes a second worker wait longer for a person both are processing (and a deadlock between two chunks,
+# which PostgreSQL breaks after deadlock_timeout, costs the loser a redo row by row), while the saving per
+# row (a transaction, a tenant switch and a status UPDATE) shrinks as 1/CHUNK. 16 is a judgement, not tuned.
 CHUNK = 16
 
 # A row is claimable when it is new or due for a retry, or when the worker that claimed it is gone: its
@@ -181,9 +182,10 @@ def _retry_later(admin_engine: Engine, row: Claimed, message: str) -> str:
 # The final status of several rows of one tenant in one statement (one JSON array of outcomes). The
 # columns are those _finish writes, with the same rules (event_type and contact_id keep a known value).
 # The ids are given apart as well: with only the join, the planner scans the whole inbox for them.
+# processed_at is this statement's time, when all of them are done (now() is the chunk's start).
 _FINISH_MANY = """
 UPDATE webhook_logs AS w SET status = f.status, status_detail = f.detail, error_message = f.error,
-       outcome = f.outcome, unknown_keys = f.unknown, processed_at = now(), next_attempt_at = NULL,
+       outcome = f.outcome, unknown_keys = f.unknown, processed_at = statement_timestamp(), next_attempt_at = NULL,
        claimed_by = NULL, event_type = COALESCE(f.event_type, w.event_type),
        contact_id = COALESCE(f.contact_id, w.contact_id)
 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS f(id bigint, status text, detail text, error text,
