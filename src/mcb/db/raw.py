@@ -1,6 +1,6 @@
 """Statements on the hot write path, executed by psycopg directly inside a SQLAlchemy transaction.
 
-``funnel.apply`` runs about ten statements per webhook delivery. Through SQLAlchemy's ``text()`` each one
+``funnel.apply`` runs about five statements per webhook delivery. Through SQLAlchemy's ``text()`` each one
 paid for parsing the SQL for bind parameters, a compiled-cache lookup and result metadata: more CPU than
 the database spent on it. These helpers take the same SQL (``:name`` parameters) and run it on the
 connection's own psycopg connection, in the same transaction, with psycopg's prepared statements.
