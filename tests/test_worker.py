@@ -3,9 +3,11 @@ the worker's transactions, and the worker thread's lower scheduling priority."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -104,3 +106,138 @@ def test_worker_thread_runs_below_the_process_and_still_processes(
     finally:
         thread.stop()
         thread.join(timeout=10)
+
+
+CENTNER = UUID("4b8c38aa-969f-4fb6-846e-f59436bda9d4")
+
+
+def store_for(url: str, tenant: UUID, source: str, payload: Any) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO webhook_logs (tenant_id, source, payload, headers, status, inbox) "
+            "VALUES (%s, %s, %s, '{}', 'received', true) RETURNING id", (tenant, source, Jsonb(payload))).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def ghl(contact_id: str, mc_id: str, email: str) -> dict[str, Any]:
+    return {"contact_id": contact_id, "email": email, "customData": {"contact_id": contact_id, "MC_ID": mc_id}}
+
+
+def finished(url: str, ids: list[int]) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT id, status, status_detail, error_message, outcome, unknown_keys, event_type, "
+            "contact_id IS NOT NULL, processed_at IS NOT NULL, next_attempt_at, claimed_by "
+            "FROM webhook_logs WHERE id = ANY(%s)", (ids,)).fetchall()}
+    return [rows[i] for i in ids]
+
+
+def test_a_chunk_writes_every_row_its_own_outcome_across_tenants(
+        head_url: str, engines: tuple[Engine, Engine]) -> None:
+    ids = [store_for(head_url, PPCU, "manychat", manychat("c1")),
+           store_for(head_url, CENTNER, "manychat", manychat("c1")),  # the same subscriber id, another tenant
+           store_for(head_url, PPCU, "manychat", {"nothing": "here"}),
+           store_for(head_url, PPCU, "manychat", manychat("c1", "dm_qualified"))]
+    assert drain(*engines, chunk=16) == {"processed": 3, "error": 1}
+    with psycopg.connect(head_url) as conn:
+        contacts = dict(conn.execute("SELECT tenant_id, id FROM contacts WHERE mc_id = 'c1'").fetchall())
+        events = conn.execute("SELECT tenant_id, event_type FROM funnel_events ORDER BY tenant_id, event_type").fetchall()
+    assert set(contacts) == {PPCU, CENTNER}
+    created = {"created": True, "events_created": 1, "payments": [], "linked_payments": []}
+    rows = finished(head_url, ids)
+    assert rows[0][:4] == ("processed", None, None, {"contact_id": str(contacts[PPCU]), **created})
+    assert rows[1][:4] == ("processed", None, None, {"contact_id": str(contacts[CENTNER]), **created})
+    assert rows[3][:4] == ("processed", None, None, {"contact_id": str(contacts[PPCU]), "created": False,
+                                                     "events_created": 1, "payments": [], "linked_payments": []})
+    assert [r[5:] for r in (rows[0], rows[1], rows[3])] == [
+        ("contact_created", True, True, None, None), ("contact_created", True, True, None, None),
+        ("dm_qualified", True, True, None, None)]
+    assert rows[2][0] == "error" and rows[2][2].startswith("unreadable manychat payload")
+    assert rows[2][3:] == (None, None, None, False, True, None, None)
+    assert events == sorted([(PPCU, "contact_subscribed"), (PPCU, "dm_qualified"), (CENTNER, "contact_subscribed")])
+
+
+def test_a_failing_delivery_rolls_its_chunk_back_and_the_others_are_redone_alone(
+        head_url: str, engines: tuple[Engine, Engine], caplog: pytest.LogCaptureFixture) -> None:
+    ids = [store_for(head_url, PPCU, "ghl", ghl("g1", "m1", "one@example.com")),
+           store_for(head_url, CENTNER, "manychat", manychat("k1")),
+           # g1 belongs to the contact of m1: a delivery saying g1 is m2 is refused (not retried)
+           store_for(head_url, PPCU, "ghl", ghl("g1", "m2", "two@example.com")),
+           store_for(head_url, PPCU, "manychat", manychat("k2"))]
+    with caplog.at_level("DEBUG", logger="mcb.ingest.worker"):
+        assert drain(*engines, chunk=16) == {"processed": 3, "error": 1}
+    assert "a chunk of 4 rows was rolled back (IdentityConflict)" in caplog.text
+    rows = finished(head_url, ids)
+    assert [r[0] for r in rows] == ["processed", "processed", "error", "processed"]
+    assert rows[2][2].startswith("identity conflict: ghl_id g1 belongs to contact")
+    with psycopg.connect(head_url) as conn:
+        contacts = conn.execute("SELECT tenant_id, ghl_id, mc_id, email_booking, email_primary FROM contacts "
+                                "ORDER BY tenant_id, mc_id").fetchall()
+        events = conn.execute("SELECT source_event_id FROM funnel_events ORDER BY 1").fetchall()
+    # each contact once (nothing of the rolled-back chunk is left twice), nothing of the refused row
+    assert contacts == [(PPCU, None, "k2", None, "k2@example.com"), (PPCU, "g1", "m1", "one@example.com", None),
+                        (CENTNER, None, "k1", None, "k1@example.com")]
+    # a lead event each, and the first GHL delivery's own event (keyed by a hash of what it says)
+    keys = [key for (key,) in events]
+    assert keys[0] == "ghl_g1_contact_created" and keys[1].startswith("ghl_g1_contact_updated_")
+    assert keys[2:] == ["mc_k1_contact_subscribed", "mc_k2_contact_subscribed"]
+
+
+def set_claim(url: str, row_id: int, status: str, *, lease: str | None, claimed_by: int | None) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE webhook_logs SET status = %s, claimed_by = %s, attempts = 1, "
+                     "next_attempt_at = now() + CAST(%s AS interval) WHERE id = %s", (status, claimed_by, lease, row_id))
+
+
+def test_the_claim_takes_waiting_due_and_abandoned_rows_in_id_order(head_url: str, engines: tuple[Engine, Engine]) -> None:
+    from mcb.ingest.worker import claim_inbox_batch
+
+    admin, _ = engines
+    ids = [store(head_url, "manychat", manychat(f"q{i}")) for i in range(7)]
+    with psycopg.connect(head_url, autocommit=True) as holder:
+        live = holder.info.backend_pid
+        set_claim(head_url, ids[0], "processed", lease=None, claimed_by=None)
+        set_claim(head_url, ids[1], "retry", lease="1 hour", claimed_by=None)            # not due yet
+        set_claim(head_url, ids[2], "retry", lease="-1 second", claimed_by=None)         # due
+        set_claim(head_url, ids[3], "processing", lease="1 hour", claimed_by=live)       # held by a live session
+        set_claim(head_url, ids[4], "processing", lease="1 hour", claimed_by=2_000_000)  # its session is gone
+        set_claim(head_url, ids[5], "processing", lease="-1 second", claimed_by=live)    # its lease ran out
+        first = claim_inbox_batch(admin, 3)
+        rest = claim_inbox_batch(admin, 10)
+        assert claim_inbox_batch(admin, 10) == []
+    assert [(c.id, c.attempts) for c in first] == [(ids[2], 2), (ids[4], 2), (ids[5], 2)]
+    assert [(c.id, c.attempts) for c in rest] == [(ids[6], 1)]
+    with psycopg.connect(head_url) as conn:
+        claimed = conn.execute("SELECT id, status, next_attempt_at > now() + interval '4 minutes' FROM webhook_logs "
+                               "WHERE id = ANY(%s) ORDER BY id", ([ids[2], ids[4], ids[5], ids[6]],)).fetchall()
+    assert claimed == [(i, "processing", True) for i in (ids[2], ids[4], ids[5], ids[6])]
+
+
+def test_an_update_that_gives_a_contact_an_orphans_email_links_the_orphan_in_the_same_statement(
+        head_url: str, engines: tuple[Engine, Engine]) -> None:
+    stripe = json.loads((Path(__file__).parent / "fixtures" / "stripe" / "checkout_session_completed_full.json").read_text())
+    first = store(head_url, "manychat", {"subscriber": {"id": "m9", "first_name": "Jane", "custom_fields": {}},
+                                         "event_type": "contact_created"})
+    assert drain(*engines) == {"processed": 1}
+    orphan = store(head_url, "stripe", stripe)
+    assert drain(*engines) == {"orphan": 1}
+    # the contact's UPDATE (its e-mail and stage) and the orphan's link run as one statement
+    update = store(head_url, "manychat", {"subscriber": {"id": "m9", "email": "Jane.Doe@example.com",
+                                                         "custom_fields": {}}, "event_type": "dm_qualified"})
+    assert drain(*engines) == {"processed": 1}
+    rows = finished(head_url, [first, orphan, update])
+    with psycopg.connect(head_url) as conn:
+        contact = conn.execute("SELECT id, stage, email_primary, email_payment, stripe_customer_id FROM contacts").fetchall()
+        payment = conn.execute("SELECT payment_event_id, contact_id FROM payments").fetchall()
+        events = conn.execute("SELECT event_type, source_event_id FROM funnel_events ORDER BY event_type").fetchall()
+    assert len(contact) == 1
+    cid, *fields = contact[0]
+    assert fields == ["purchased", "jane.doe@example.com", "jane.doe@example.com", "cus_RfUlLpUrChAsE1"]
+    assert payment == [("evt_1QfUlLpUrChAsE2997aaaa", cid)]
+    assert rows[1][0] == "orphan"
+    assert rows[2][:4] == ("processed", None, None, {
+        "contact_id": str(cid), "created": False, "events_created": 2, "payments": [],
+        "linked_payments": ["evt_1QfUlLpUrChAsE2997aaaa"]})
+    assert events == [("contact_subscribed", "mc_m9_contact_subscribed"), ("dm_qualified", "mc_m9_dm_qualified"),
+                      ("purchase_completed", "stripe_purchase_evt_1QfUlLpUrChAsE2997aaaa")]

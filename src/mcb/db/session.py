@@ -25,6 +25,8 @@ APP_ROLE = "mcb_app"
 _ENTER = f"SELECT set_config('role', '{APP_ROLE}', true), set_config('app.tenant_id', :t, true)"
 _DURABLE = text(_ENTER)
 _NOT_DURABLE = text(_ENTER + ", set_config('synchronous_commit', 'off', true)")
+# What tenant_transaction(durable=False) runs first: for callers that open the transaction themselves.
+NOT_DURABLE_ENTER = _NOT_DURABLE
 
 
 @contextmanager

@@ -31,13 +31,22 @@ from mcb.db import raw
 from mcb.funnel import stages
 from mcb.funnel.events import IDENTITY_FIELDS, ContactFacts, FunnelEvent, Normalized
 from mcb.funnel.identity import normalize_email
-from mcb.funnel.payments import link_payments, payment_funnel_event, upsert_payment
+from mcb.funnel.payments import (
+    LINK_SQL,
+    PAYMENT_COLUMNS,
+    link_params,
+    link_payments,
+    payment_funnel_event,
+    upsert_payment,
+)
 
 Status = Literal["processed", "skipped", "orphan"]
 
 # Identifiers that name one person on one platform: a match on a weaker identifier is rejected when the
 # candidate already carries a different one of these.
 STRONG_IDS = ("mc_id", "ghl_id")
+# Identifiers unique within a tenant (contacts_tenant_id_mc_id_key, contacts_tenant_id_ghl_id_key).
+UNIQUE_IDS = ("mc_id", "ghl_id")
 # The time recorded for a default (not evidence): later than any real time, so any evidence replaces it.
 WEAK = "9999-12-31T23:59:59+00:00"
 LEAD_EVENTS = ("contact_subscribed", "contact_created")
@@ -88,8 +97,10 @@ def _lock_identities(conn: Connection, tenant_id: UUID, facts: ContactFacts) -> 
                     {"keys": sorted(set(keys))})
 
 
-def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_by: tuple[str, ...]) -> dict[str, Any] | None:
-    """The contact this event is about, or None. Tenant-scoped; oldest first among several matches."""
+def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_by: tuple[str, ...], *,
+                 unmatched: set[str] | None = None) -> dict[str, Any] | None:
+    """The contact this event is about, or None. Tenant-scoped; oldest first among several matches.
+    ``unmatched``: filled with the keys whose value no contact of the tenant carries."""
     for key in match_by:
         if key == "email":
             emails = sorted({e.strip().lower() for e in facts.emails()})
@@ -99,6 +110,20 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
             # leakproof comparison such as this one can use an index; lower(email_*) = ... cannot.
             candidates = "SELECT contact_id FROM contact_emails WHERE tenant_id = :t AND email = ANY(:v)"
             value: Any = emails
+        elif key in UNIQUE_IDS:
+            value = getattr(facts, key)
+            if value is None:
+                continue
+            # At most one contact of the tenant carries it (a unique key): the lookup is that key's index,
+            # whatever the statistics say (the general form below, planned while the table was small, could
+            # scan the tenant's contacts).
+            rows = raw.fetch_all(conn, f"SELECT {_CONTACT_SELECT} FROM contacts WHERE tenant_id = :t AND {key} = :v "
+                                 "FOR UPDATE", {"t": tenant_id, "v": value})
+            if not rows and unmatched is not None:
+                unmatched.add(key)
+            if rows and _same_person(rows[0], facts):
+                return dict(rows[0])
+            continue
         else:
             value = getattr(facts, key)
             if value is None:
@@ -112,10 +137,17 @@ def find_contact(conn: Connection, tenant_id: UUID, facts: ContactFacts, match_b
             "ORDER BY created_at NULLS LAST, id LIMIT 20 FOR UPDATE",
             {"t": tenant_id, "v": value},
         )
+        if not rows and unmatched is not None:
+            unmatched.add(key)
         for row in rows:
-            if all(getattr(facts, s) is None or row[s] is None or row[s] == getattr(facts, s) for s in STRONG_IDS):
+            if _same_person(row, facts):
                 return dict(row)
     return None
+
+
+def _same_person(row: dict[str, Any], facts: ContactFacts) -> bool:
+    """A candidate whose mc_id/ghl_id contradicts the event's is not the same person."""
+    return all(getattr(facts, s) is None or row[s] is None or row[s] == getattr(facts, s) for s in STRONG_IDS)
 
 
 class IdentityConflict(ValueError):
@@ -123,10 +155,14 @@ class IdentityConflict(ValueError):
     another mc_id). Not retried: the webhook row ends ``error`` with this message for an operator."""
 
 
-def _refuse_conflicting_identity(conn: Connection, tenant_id: UUID, facts: ContactFacts) -> None:
+def _refuse_conflicting_identity(conn: Connection, tenant_id: UUID, facts: ContactFacts,
+                                 unmatched: set[str]) -> None:
+    """Raise IdentityConflict when a contact of the tenant already carries one of the event's platform ids.
+    ``unmatched``: keys that find_contact looked up in this transaction and found on no contact (they cannot
+    have appeared since: this delivery holds the advisory lock on each of its identifiers)."""
     for key in STRONG_IDS:
         value = getattr(facts, key)
-        if value is None:
+        if value is None or key in unmatched:
             continue
         other = raw.fetch_first(conn, f"SELECT id FROM contacts WHERE tenant_id = :t AND {key} = :v",
                                 {"t": tenant_id, "v": value})
@@ -236,6 +272,38 @@ def _update_contact(conn: Connection, contact: dict[str, Any], changes: dict[str
     )
 
 
+def _emails(contact: dict[str, Any]) -> list[str]:
+    return sorted({e for e in (normalize_email(contact.get(k)) for k in
+                               ("email_primary", "email_booking", "email_payment")) if e})
+
+
+# The linked payments' columns in the fused statement, prefixed: a contact has columns of the same names.
+_LINKED = ", ".join(f"{c} AS p_{c}" for c in PAYMENT_COLUMNS)
+
+
+def _update_contact_and_link(conn: Connection, tenant_id: UUID, contact: dict[str, Any], changes: dict[str, Any],
+                             payment_event_ids: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``_update_contact`` then ``link_payments`` in one statement: the contact as updated, and the payments
+    linked to it. What the link matches on (the contact's e-mails, phone and Stripe customer after the
+    update) is known before the statement runs, and the two UPDATEs touch different tables, so running them
+    side by side in one snapshot changes nothing but the round trip."""
+    after = {**contact, **changes}
+    params = {k: (Jsonb(v) if isinstance(v, dict) else v) for k, v in changes.items()}
+    sets = ", ".join(f"{k} = :{k}" for k in changes)
+    rows = raw.fetch_all(
+        conn,
+        f"WITH c AS (UPDATE contacts SET {sets} WHERE tenant_id = :tenant_id AND id = :id RETURNING {_CONTACT_SELECT}), "
+        f"l AS ({LINK_SQL} RETURNING {_LINKED}) SELECT * FROM c LEFT JOIN l ON true",
+        {**params, "tenant_id": contact["tenant_id"], "id": contact["id"],
+         **link_params(tenant_id, after, payment_event_ids=payment_event_ids, emails=_emails(after))},
+    )
+    if not rows:
+        raise LookupError("expected one row, got 0")
+    updated = {k: rows[0][k] for k in CONTACT_COLUMNS}
+    linked = [{c: row[f"p_{c}"] for c in PAYMENT_COLUMNS} for row in rows if row["p_payment_event_id"] is not None]
+    return updated, linked
+
+
 def _snapshot(contact: dict[str, Any]) -> dict[str, Any]:
     email = contact.get("email_primary") or contact.get("email_booking") or contact.get("email_payment")
     snap = {
@@ -327,7 +395,8 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
     stored = [upsert_payment(conn, tenant_id, p) for p in n.payments]
     payment_ids = [p["payment_event_id"] for p in stored]
 
-    contact = find_contact(conn, tenant_id, facts, n.match_by)
+    unmatched: set[str] = set()
+    contact = find_contact(conn, tenant_id, facts, n.match_by, unmatched=unmatched)
     created = False
     # The evidence time: the earliest time the delivery itself states (events, payment dates).
     at = min([*(e.occurred_at for e in n.events), *(p.payment_date for p in n.payments)], default=received_at)
@@ -338,7 +407,7 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
                 return ApplyResult("orphan", payments=payment_ids,
                                    detail="no contact matches this payment yet; it will be linked when one appears")
             return ApplyResult("skipped", detail="no matching contact, and this event does not create contacts")
-        _refuse_conflicting_identity(conn, tenant_id, facts)
+        _refuse_conflicting_identity(conn, tenant_id, facts, unmatched)
         contact = _create_contact(conn, tenant_id, facts, at)
         created = True
 
@@ -347,11 +416,11 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
     if lead is not None:
         events.append((n.source, lead))
     events += [(n.source, e) for e in n.events]
-    contact = _update_contact(conn, contact, _merge(contact, facts, at, [e.stage for _, e in events]))
-
-    emails = sorted({e for e in (normalize_email(contact.get(k)) for k in
-                                 ("email_primary", "email_booking", "email_payment")) if e})
-    linked = link_payments(conn, tenant_id, contact, payment_event_ids=payment_ids, emails=emails)
+    changes = _merge(contact, facts, at, [e.stage for _, e in events])
+    if changes:
+        contact, linked = _update_contact_and_link(conn, tenant_id, contact, changes, payment_ids)
+    else:
+        linked = link_payments(conn, tenant_id, contact, payment_event_ids=payment_ids, emails=_emails(contact))
     own = [p for p in stored if p["contact_id"] == contact["id"]]
     payment_rows = {p["payment_event_id"]: p for p in [*own, *linked]}
     payment_events = [(row["payment_source"], ev) for row in payment_rows.values()

@@ -91,18 +91,28 @@ def payment_funnel_event(row: dict[str, Any]) -> FunnelEvent | None:
     )
 
 
+# The payments a contact claims: this delivery's own, and every orphan that names the contact by one of its
+# e-mails, its phone or its Stripe customer. One definition, used alone (link_payments) and inside the
+# contact's UPDATE (funnel.apply), which saves a statement per delivery.
+LINK_SQL = (
+    "UPDATE payments SET contact_id = :c WHERE tenant_id = :t AND contact_id IS NULL AND "
+    "(payment_event_id = ANY(:ids) OR lower(customer_email) = ANY(:emails) "
+    "OR (CAST(:phone AS text) IS NOT NULL AND customer_phone = :phone) "
+    "OR (CAST(:customer AS text) IS NOT NULL AND stripe_customer_id = :customer))"
+)
+
+
+def link_params(tenant_id: UUID, contact: dict[str, Any], *, payment_event_ids: list[str],
+                emails: list[str]) -> dict[str, Any]:
+    return {"c": contact["id"], "t": tenant_id, "ids": payment_event_ids, "emails": emails,
+            "phone": contact.get("phone"), "customer": contact.get("stripe_customer_id")}
+
+
 def link_payments(conn: Connection, tenant_id: UUID, contact: dict[str, Any], *, payment_event_ids: list[str],
                   emails: list[str]) -> list[dict[str, Any]]:
     """Attach this delivery's payments and every orphan payment that names the contact: one of its
     e-mails, its phone, or its Stripe customer."""
     return raw.fetch_all(
-        conn,
-        (
-            "UPDATE payments SET contact_id = :c WHERE tenant_id = :t AND contact_id IS NULL AND "
-            "(payment_event_id = ANY(:ids) OR lower(customer_email) = ANY(:emails) "
-            "OR (CAST(:phone AS text) IS NOT NULL AND customer_phone = :phone) "
-            f"OR (CAST(:customer AS text) IS NOT NULL AND stripe_customer_id = :customer)) RETURNING {_RETURNED}"
-        ),
-        {"c": contact["id"], "t": tenant_id, "ids": payment_event_ids, "emails": emails,
-         "phone": contact.get("phone"), "customer": contact.get("stripe_customer_id")},
+        conn, f"{LINK_SQL} RETURNING {_RETURNED}",
+        link_params(tenant_id, contact, payment_event_ids=payment_event_ids, emails=emails),
     )

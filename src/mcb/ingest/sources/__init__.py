@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from mcb.funnel.events import Normalized
@@ -11,6 +12,7 @@ from mcb.funnel.events import Normalized
 Parser = Callable[..., Normalized]
 
 
+@cache  # the worker parses every delivery: import the modules once
 def parsers() -> dict[str, Parser]:
     from mcb.ingest.sources import manychat
 
