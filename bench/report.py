@@ -311,7 +311,7 @@ def measure(db: Database, runs: int, explain: bool) -> dict[str, Any]:
     from mcb.analytics import metrics
     from mcb.analytics.render import to_json
     from mcb.analytics.reports import REPORTS
-    from mcb.analytics.run import report_session
+    from mcb.analytics.run import produce, report_session
     from mcb.analytics.window import Window
     from mcb.db.engine import make_engine
     from mcb.db.session import admin_session
@@ -326,9 +326,8 @@ def measure(db: Database, runs: int, explain: bool) -> dict[str, Any]:
     assert week.iso_week is not None
     weekly = REPORTS["weekly"]
 
-    def weekly_json() -> str:
-        with report_session(engine, tenant.id) as conn:
-            return to_json(weekly.build(conn, tenant, week))
+    def weekly_json() -> str:  # what `mcb report weekly --format json` does, without the process
+        return to_json(produce(engine, weekly, tenant, week).data)
 
     def trend() -> list[dict[str, Any]]:
         with report_session(engine, tenant.id) as conn:

@@ -190,3 +190,28 @@ def test_bad_input_gives_one_sentence(url: str, cli_env: dict[str, str]) -> None
         done = mcb(cli_env, url, "report", *args)
         assert done.returncode == 1, (args, done.stdout)
         assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_weekly_and_monthly_on_two_connections_equal_one(url: str) -> None:
+    """``mcb report weekly|monthly`` builds the top ads on a second connection of the same snapshot
+    (``run.report_sessions``); the report is the one a single connection builds."""
+    from datetime import date
+
+    from mcb.analytics.reports import REPORTS
+    from mcb.analytics.run import report_session, report_sessions
+    from mcb.analytics.window import Window
+    from mcb.tenancy.tenants import get_tenant
+
+    engine = make_engine(url)
+    try:
+        with admin_session(engine) as conn:
+            tenant = get_tenant(conn, "ppcu")
+        for name, window in (("weekly", Window(date(2025, 11, 3), date(2025, 11, 9), tenant.timezone)),
+                             ("monthly", Window(date(2025, 10, 20), date(2025, 11, 16), tenant.timezone))):
+            with report_session(engine, tenant.id) as conn:
+                alone = REPORTS[name].build(conn, tenant, window)
+            with report_sessions(engine, tenant.id, 2) as (conn, side):
+                together = REPORTS[name].build(conn, tenant, window, side=side)
+            assert together == alone and alone["top_ads"], name
+    finally:
+        engine.dispose()

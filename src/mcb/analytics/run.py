@@ -79,9 +79,14 @@ def report_sessions(engine: Engine, tenant_id: UUID, count: int = 2) -> Iterator
 
 def produce(engine: Engine, report: Report, tenant: Tenant, window: windows.Window | None,
             **options: Any) -> Produced:
-    """Build the report under the tenant's RLS session and lay it out."""
-    with report_session(engine, tenant.id) as conn:
-        data = report.build(conn, tenant, window, **options)
+    """Build the report under the tenant's RLS session and lay it out (on two connections of one snapshot
+    when the report can use them)."""
+    if report.two_connections:
+        with report_sessions(engine, tenant.id, 2) as (conn, side):
+            data = report.build(conn, tenant, window, side=side, **options)
+    else:
+        with report_session(engine, tenant.id) as conn:
+            data = report.build(conn, tenant, window, **options)
     return Produced(data, report.layout(data))
 
 

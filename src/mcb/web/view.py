@@ -8,13 +8,13 @@ metrics, over which windows, and shapes them for the page. ``dashboard_data`` is
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
 
 from mcb.analytics import metrics as m
+from mcb.analytics.parallel import beside
 from mcb.analytics.reports import ads as ads_report
 from mcb.analytics.reports import quality as quality_report
 from mcb.analytics.window import Window
@@ -25,9 +25,6 @@ TREND_WEEKS = 13
 DAILY_UP_TO = 31  # windows up to this many days chart revenue per day, longer ones per week
 TOP_ADS = 15
 
-_SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dashboard-side")
-"""Threads for the second half of a page's queries (``dashboard_data(side=...)``); they wait on the
-database most of the time, and psycopg releases the GIL while they do."""
 
 # Headline tiles: (metric key in ``metrics.summary``, label, format, whether a rise is good news).
 TILES: tuple[tuple[str, str, str, bool], ...] = (
@@ -111,10 +108,7 @@ def dashboard_data(conn: Connection, tenant: Tenant, window: Window, *,
     (``mcb.analytics.run.report_sessions``); the charts, the ad table and the activity are then computed
     on it in a thread while ``conn`` computes the headline numbers and the checks, which on two CPUs about
     halves the page's time. The result is the same either way."""
-    parts: Future[dict[str, Any]] | None = None
-    if side is not None:
-        parts = _SIDE.submit(_side_work, side, tenant, window)
-    try:
+    with beside(conn, side, _side_work, tenant, window) as other_parts:
         previous_window = window.previous()
         current = m.summary(conn, tenant, window)
         # The previous range only feeds the tiles' changes: of its stages, only the tiles' (meetings held
@@ -122,10 +116,7 @@ def dashboard_data(conn: Connection, tenant: Tenant, window: Window, *,
         previous = m.summaries(conn, tenant, [previous_window], only=TILE_STAGES)[0]
         quality = quality_report.build(conn, tenant, window, counts={k: current[k] for k in m.STAGE_NAMES},
                                        stage_distribution=False)  # the page does not show it
-    finally:
-        other = parts.result() if parts is not None else None  # never leave the side connection busy
-    if other is None:
-        other = _side_work(conn, tenant, window)
+        other = other_parts()
     return {
         "tenant": {"slug": tenant.slug, "name": tenant.name, "timezone": tenant.timezone,
                    "historical_filter": m.historical_filter(tenant)},

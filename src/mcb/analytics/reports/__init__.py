@@ -25,6 +25,9 @@ class Report:
     layout: Callable[[dict[str, Any]], Layout]
     default_window: Callable[[str, date | None], windows.Window] | None
     """The window when the command names none, from the tenant's time zone (and "today")."""
+    two_connections: bool = False
+    """``build`` takes ``side=``, a second connection on the same snapshot, for a part it can compute
+    at the same time (``mcb.analytics.parallel``)."""
 
 
 def _last(days: int) -> Callable[[str, date | None], windows.Window]:
@@ -48,8 +51,8 @@ REPORTS: dict[str, Report] = {r.name: r for r in (
     Report("data-quality", "Linkage, AD_ID capture, orphans, duplicates, webhook errors, silent sources "
                            "(default: last 30 days).", quality.build, quality.layout, _last(30)),
     Report("weekly", "The weekly report (default: the last complete Monday–Sunday week).", periodic.build_weekly,
-           periodic.weekly_layout, lambda tz, today: windows.last_complete_week(tz, today=today)),
+           periodic.weekly_layout, lambda tz, today: windows.last_complete_week(tz, today=today), True),
     Report("monthly", "Four weeks side by side, totals distinct over the period (default: the last four complete "
                       "weeks).", periodic.build_monthly, periodic.monthly_layout,
-           lambda tz, today: windows.last_complete_weeks(4, tz, today=today)),
+           lambda tz, today: windows.last_complete_weeks(4, tz, today=today), True),
 )}

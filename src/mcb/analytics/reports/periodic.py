@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from mcb.analytics import metrics
+from mcb.analytics.parallel import beside
 from mcb.analytics.render import Column, Layout, Table, fmt
 from mcb.analytics.reports.ads import ad_table, top_ads_of_window
 from mcb.analytics.reports.common import header, stage_table, subtitle
@@ -50,10 +51,13 @@ def csv_filename(kind: str, tenant: Tenant, window: Window) -> str:
 
 
 def build_weekly(conn: Connection, tenant: Tenant, window: Window, *, include_contacts: bool = False,
-                 include_historical: bool | None = None) -> dict[str, Any]:
+                 include_historical: bool | None = None, side: Connection | None = None) -> dict[str, Any]:
+    """``side``: a second connection on the same snapshot (``run.report_sessions``) for the top ads."""
     kw: dict[str, Any] = {"include_historical": include_historical}
     previous_window = window.previous()
-    previous, current = metrics.summaries(conn, tenant, [previous_window, window], **kw)  # one read of both
+    with beside(conn, side, top_ads_of_window, tenant, window, **kw) as top_ads:
+        previous, current = metrics.summaries(conn, tenant, [previous_window, window], **kw)  # one read of both
+        ranked = top_ads()
     breakdown = current.pop("payments")
     previous.pop("payments")
     data = {
@@ -61,7 +65,7 @@ def build_weekly(conn: Connection, tenant: Tenant, window: Window, *, include_co
         **current,
         "payments": breakdown,
         "conversions": metrics.conversions(current),
-        "top_ads": top_ads_of_window(conn, tenant, window, **kw),
+        "top_ads": ranked,
         "previous_window": previous_window.to_dict(),
         "previous": {k: previous[k] for k in WEEK_OVER_WEEK},
         "week_over_week": {k: metrics.change(current[k], previous[k]) for k in WEEK_OVER_WEEK},
@@ -73,23 +77,26 @@ def build_weekly(conn: Connection, tenant: Tenant, window: Window, *, include_co
 
 
 def build_monthly(conn: Connection, tenant: Tenant, window: Window, *, include_contacts: bool = False,
-                  include_historical: bool | None = None) -> dict[str, Any]:
+                  include_historical: bool | None = None, side: Connection | None = None) -> dict[str, Any]:
+    """``side``: a second connection on the same snapshot (``run.report_sessions``) for the top ads."""
     kw: dict[str, Any] = {"include_historical": include_historical}
-    total = metrics.summary(conn, tenant, window, **kw)
+    with beside(conn, side, top_ads_of_window, tenant, window, **kw) as top_ads:
+        total = metrics.summary(conn, tenant, window, **kw)
+        weeks = []
+        periods = window.weeks()
+        cohorts = metrics.stage_counts_per(conn, tenant, periods, mode="cohort", **kw)
+        for week, s, cohort in zip(periods, metrics.summaries(conn, tenant, periods, **kw), cohorts, strict=True):
+            s.pop("payments")
+            weeks.append({"window": week.to_dict(), **s, "cohort": cohort})
+        ranked = top_ads()
     breakdown = total.pop("payments")
-    weeks = []
-    periods = window.weeks()
-    cohorts = metrics.stage_counts_per(conn, tenant, periods, mode="cohort", **kw)
-    for week, s, cohort in zip(periods, metrics.summaries(conn, tenant, periods, **kw), cohorts, strict=True):
-        s.pop("payments")
-        weeks.append({"window": week.to_dict(), **s, "cohort": cohort})
     data = {
         **header("monthly", tenant, window, include_historical=include_historical),
         **total,
         "payments": breakdown,
         "conversions": metrics.conversions(total),
         "weeks": weeks,
-        "top_ads": top_ads_of_window(conn, tenant, window, **kw),
+        "top_ads": ranked,
         "csv_filename": csv_filename("Monthly", tenant, window),
     }
     if include_contacts:
