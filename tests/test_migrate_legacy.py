@@ -156,6 +156,25 @@ def test_payment_categories_follow_the_rules(legacy_url: str, settings: Settings
     assert amount == Decimal("-100.00")
 
 
+def test_the_rollups_start_from_the_legacy_contacts(legacy_url: str, settings: Settings) -> None:
+    """Revision 0015 finds the primary addresses legacy contacts already share (case aside) and fills each
+    lead's identity facts; the triggers are not what put them there."""
+    fill_legacy(legacy_url, contacts=0, payments=0, webhook_logs=0, ads=0, insights_per_ad=0)
+    with psycopg.connect(legacy_url) as conn:
+        conn.execute(
+            "INSERT INTO contacts (id, mc_id, email_primary, ad_id, created_at) VALUES "
+            "(md5('s1')::uuid, 'mc_s1', 'Same@Example.com', 'ad_9', '2025-11-01 10:00+00'), "
+            "(md5('s2')::uuid, 'mc_s2', 'same@example.COM', NULL, '2025-11-02 10:00+00'), "
+            "(md5('s3')::uuid, 'mc_s3', 'other@example.com', NULL, '2025-11-03 10:00+00')")
+    _upgrade(legacy_url, settings)
+    assert _fetch(legacy_url, "SELECT email FROM shared_emails") == [("same@example.com",)]
+    assert _fetch(legacy_url, "SELECT c.mc_id, l.has_ad_id, l.has_mc_id, l.has_email, l.primary_email "
+                              "FROM contact_leads l JOIN contacts c ON c.id = l.contact_id "
+                              "WHERE c.mc_id LIKE 'mc_s_' ORDER BY 1") == [
+        ("mc_s1", True, True, True, "same@example.com"), ("mc_s2", False, True, True, "same@example.com"),
+        ("mc_s3", False, True, True, "other@example.com")]
+
+
 def test_downgrade_refuses_when_another_tenant_owns_rows(legacy_url: str, settings: Settings) -> None:
     fill_legacy(legacy_url, contacts=20, payments=5, webhook_logs=5, ads=2, insights_per_ad=2)
     _upgrade(legacy_url, settings)

@@ -15,8 +15,9 @@ and every stage count made its (stage, contact) pairs distinct by hashing every 
   contacts, so the duplicate-e-mail check is one hashed set instead of a probe per lead. A trigger on
   ``contacts`` recounts an address's owners whenever a contact takes it or leaves it, under a
   transaction-scoped advisory lock that the address hashes to (one of 64), so two writers of the same
-  address cannot both miss each other. The existing shared addresses are found with one read of the contacts and each recounted
-  the same way.
+  address cannot both miss each other. The existing shared addresses are found with one read of the
+  contacts and each recounted the same way, 200 to a transaction (a transaction holds its address locks
+  until it commits, and the original application's writes of those addresses wait for it).
 - The leads' range index is replaced by one that also carries the identity columns, so the checks read
   the index alone.
 - ``contact_emails`` gets an index on (tenant_id, contact_id): 0014's trigger deletes a contact's old
@@ -38,6 +39,10 @@ them, and downgrade drops them.
 Revision ID: 0015
 Revises: 0014
 """
+
+import time
+
+from alembic import op
 
 from mcb.migrate import online
 
@@ -168,12 +173,31 @@ CREATE OR REPLACE TRIGGER contacts_track_shared_email
 
 # Every address shared when this reads the contacts is recounted under its lock; an address that becomes
 # shared afterwards does so through a write the trigger sees.
-SHARED_BACKFILL = """
-SELECT count(mcb_refresh_shared_email(tenant_id, address)) FROM (
-    SELECT tenant_id, lower(email_primary) AS address FROM contacts WHERE email_primary IS NOT NULL
-    GROUP BY 1, 2 HAVING count(*) > 1
-) shared
+SHARED_CANDIDATES = """
+SELECT tenant_id, lower(email_primary) FROM contacts WHERE email_primary IS NOT NULL
+GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2
 """
+SHARED_CHUNK = 200
+"""Addresses recounted per transaction: each holds its address locks until it commits, so a chunk is kept
+to a few milliseconds (the original application's writes of those addresses wait for it)."""
+
+
+def _fill_shared_emails() -> None:
+    if online.offline():
+        op.execute("SELECT mcb_refresh_shared_email(tenant_id, address) FROM ("
+                          + SHARED_CANDIDATES.strip() + ") AS shared(tenant_id, address)")
+        return
+    started = time.monotonic()
+    candidates = online.query(SHARED_CANDIDATES)
+    conn = online.raw()
+    for start in range(0, len(candidates), SHARED_CHUNK):
+        chunk = candidates[start:start + SHARED_CHUNK]
+        with conn.transaction():
+            conn.execute("SELECT count(mcb_refresh_shared_email(t, a)) FROM unnest(%s::uuid[], %s::text[]) AS x(t, a)",
+                         ([row[0] for row in chunk], [row[1] for row in chunk]))
+    online.reporter().step_done(f"shared_emails: {len(candidates)} addresses shared today",
+                                time.monotonic() - started)
+
 
 REPEATS_BACKFILL = """
 SELECT mcb_refresh_event_repeats(array_agg(g.tenant_id), array_agg(g.contact_id), array_agg(g.event_type))
@@ -274,7 +298,7 @@ def upgrade() -> None:
             step="create shared_emails (tenant-scoped, RLS)",
         )
         online.execute(SHARED_FUNCTIONS, step="contacts: trigger keeping shared_emails")
-        online.execute(SHARED_BACKFILL, step="shared_emails: the addresses shared today", blocks_writes=False)
+        _fill_shared_emails()
         # --- funnel_event_repeats
         online.execute(
             f"""
