@@ -124,8 +124,11 @@ $$;
 """
 
 SHARED_FUNCTIONS = """
+-- plan_cache_mode: planning the owner count (contacts has some 25 indexes, and RLS) takes about 4 ms, and
+-- with custom plans it was planned again on every call; one generic plan per session is as good.
 CREATE OR REPLACE FUNCTION mcb_refresh_shared_email(t uuid, address text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET mcb.admin = 'on' AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET mcb.admin = 'on'
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     -- Writers of one address take turns; each statement below then sees every committed owner. The lock
     -- is one of 64 (addresses share them): a transaction that changes thousands of addresses, such as a
