@@ -189,3 +189,39 @@ def test_backfill_jobs_choose_the_parts_of_each_backfill(legacy_url: str, cli_en
     # The category walk runs on one connection whatever the option (two were slower).
     assert "payment_categories" in names and not [n for n in names if n.startswith("payment_categories/")]
     assert payments == 0
+
+
+def test_rebuild_rollups_puts_damaged_rollups_right_and_changes_nothing_when_exact(
+        head_url: str, empty_url: str, cli_env: dict[str, str]) -> None:
+    ppcu = "2cb58664-a84a-4d74-844a-4ccd49fcef5a"
+    with psycopg.connect(head_url, autocommit=True) as conn:
+        conn.execute("SET mcb.admin = 'on'")
+        for mc_id, at in (("mc_r1", "2025-11-01 10:00+00"), ("mc_r2", "2025-11-01 10:20+00")):
+            contact = conn.execute("INSERT INTO contacts (tenant_id, mc_id, email_primary) VALUES (%s, %s, "
+                                   "'same@example.com') RETURNING id", (ppcu, mc_id)).fetchone()
+            assert contact is not None
+            conn.execute("INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, "
+                         "source_event_id) VALUES (%s, %s, 'contact_subscribed', %s, 'manychat', %s), "
+                         "(%s, %s, 'link_clicked', %s, 'manychat', %s), "
+                         "(%s, %s, 'link_clicked', %s::timestamptz + interval '1 hour', 'manychat', %s)",
+                         (ppcu, contact[0], at, mc_id + "_sub", ppcu, contact[0], at, mc_id + "_c1",
+                          ppcu, contact[0], at, mc_id + "_c2"))
+    exact = mcb(cli_env, "db", "rebuild-rollups", "--json", url=head_url)
+    assert exact.returncode == 0, exact.stderr
+    zero = {"contact_leads": 0, "funnel_event_repeats": 0, "shared_emails": 0, "event_counts": 0}
+    assert json.loads(exact.stdout)["tenants"] == {"ppcu": zero, "centner": zero, "columnline": zero}
+    with psycopg.connect(head_url, autocommit=True) as conn:  # damage three rollups
+        conn.execute("SET mcb.admin = 'on'")
+        conn.execute("DELETE FROM shared_emails")
+        conn.execute("DELETE FROM funnel_event_repeats WHERE tenant_id = %s", (ppcu,))
+        conn.execute("UPDATE contact_leads SET has_email = false WHERE tenant_id = %s", (ppcu,))
+    fixed = mcb(cli_env, "db", "rebuild-rollups", "--tenant", "ppcu", url=head_url)
+    assert fixed.returncode == 0, fixed.stderr
+    # one shared address, each contact's second click, both leads' e-mail flag: 1 + 2 + 2 rows
+    assert "5 row(s) put right." in fixed.stdout
+    again = mcb(cli_env, "db", "rebuild-rollups", "--tenant", "ppcu", url=head_url)
+    assert "The rollups were exact: nothing changed." in again.stdout
+    unknown = mcb(cli_env, "db", "rebuild-rollups", "--tenant", "nobody", url=head_url)
+    assert unknown.returncode != 0 and "No tenant 'nobody'" in _one_sentence(unknown.stderr)
+    empty = mcb(cli_env, "db", "rebuild-rollups", url=empty_url)
+    assert empty.returncode != 0 and "run `mcb db upgrade` first" in _one_sentence(empty.stderr)

@@ -130,3 +130,18 @@ def compact_event_counts(conn: Connection) -> int:
     """Fold event_count_deltas into event_counts (every tenant's; the numbers read the same before and
     after). Returns how many counter rows it touched; 0 when another compaction is running."""
     return int(conn.execute(text("SELECT mcb_compact_event_counts()")).scalar_one())
+
+
+ROLLUPS: tuple[str, ...] = ("contact_leads", "funnel_event_repeats", "shared_emails", "event_counts")
+"""What ``rebuild_all`` recomputes, in its order (event_counts counts contact_leads' rows)."""
+
+
+def rebuild_all(conn: Connection, tenant_id: UUID) -> dict[str, int]:
+    """Every rollup of the tenant recomputed from its source rows: {rollup: rows changed}. All zeros means
+    the rollups were exact."""
+    return {
+        "contact_leads": rebuild_contact_leads(conn, tenant_id),
+        "funnel_event_repeats": rebuild_event_repeats(conn, tenant_id),
+        "shared_emails": rebuild_shared_emails(conn, tenant_id),
+        "event_counts": rebuild_event_counts(conn, tenant_id),
+    }

@@ -1,4 +1,4 @@
-"""``mcb db``: upgrade, verify, downgrade, backup, restore, status."""
+"""``mcb db``: upgrade, verify, downgrade, backup, restore, status, rebuild-rollups."""
 
 from __future__ import annotations
 
@@ -204,3 +204,42 @@ def status(
 def settings_summary() -> str:
     s = get_settings()
     return f"MCB_HOME={s.home_dir}"
+
+
+@app.command("rebuild-rollups")
+def rebuild_rollups(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant (slug); default: every tenant.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+) -> None:
+    """Recompute the report rollups (contact_leads, funnel_event_repeats, shared_emails, event_counts) from
+    the rows they summarise. Triggers keep them exact; this is for after a bulk load that bypassed triggers,
+    or to check them: a rollup that was exact changes no row."""
+    from mcb.analytics.rollups import ROLLUPS, rebuild_all
+    from mcb.db.session import admin_session
+    from mcb.tenancy.tenants import get_tenant, list_tenants
+
+    _url, engine = _connect()
+    revision = runner.current_revision(engine)  # type: ignore[arg-type]
+    if revision != runner.head_revision():
+        raise UserError(f"The database is at revision {revision or 'none'}, not {runner.head_revision()}; "
+                        "run `mcb db upgrade` first.")
+    with admin_session(engine) as conn:  # type: ignore[arg-type]
+        tenants = [get_tenant(conn, tenant)] if tenant else list_tenants(conn)
+    changed: dict[str, dict[str, int]] = {}
+    with out.status("rebuilding the rollups …") as spinner:
+        for t in tenants:
+            spinner.update(f"rebuilding the rollups of {t.slug} …")
+            with admin_session(engine) as conn:  # type: ignore[arg-type]
+                changed[t.slug] = rebuild_all(conn, t.id)
+    if as_json:
+        print(json.dumps({"tenants": changed}, indent=2))
+        return
+    table = Table(title="Rows changed by the rebuild")
+    table.add_column("tenant")
+    for name in ROLLUPS:
+        table.add_column(name, justify="right")
+    for slug, counts in changed.items():
+        table.add_row(slug, *(str(counts[name]) for name in ROLLUPS))
+    out.print(table)
+    total = sum(sum(c.values()) for c in changed.values())
+    out.print("The rollups were exact: nothing changed." if total == 0 else f"{total} row(s) put right.")
