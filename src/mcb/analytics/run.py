@@ -17,7 +17,7 @@ from mcb.analytics import window as windows
 from mcb.analytics.render import Layout, render, to_csv, to_html, to_text
 from mcb.analytics.reports import REPORTS, Report
 from mcb.config import Settings
-from mcb.db.session import APP_ROLE, tenant_session
+from mcb.db.session import DURABLE_ENTER, tenant_session
 from mcb.errors import UserError
 from mcb.tenancy.tenants import Tenant, validate_email_address
 
@@ -65,15 +65,14 @@ def report_sessions(engine: Engine, tenant_id: UUID, count: int = 2) -> Iterator
     with ExitStack() as stack:
         conns = [stack.enter_context(engine.connect().execution_options(isolation_level="REPEATABLE READ"))
                  for _ in range(count)]
-        txns = [stack.enter_context(c.begin()) for c in conns]
-        assert len(txns) == count
+        for conn in conns:
+            stack.enter_context(conn.begin())
         snapshot = conns[0].execute(text("SELECT pg_export_snapshot()")).scalar_one()
         for conn in conns[1:]:
             conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
         for conn in conns:
             conn.execute(text(f"SET TRANSACTION READ ONLY; SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
-            conn.execute(text("SELECT set_config('role', :r, true), set_config('app.tenant_id', :t, true)"),
-                         {"r": APP_ROLE, "t": str(tenant_id)})
+            conn.execute(DURABLE_ENTER, {"t": str(tenant_id)})  # role and tenant, as tenant_transaction
         yield conns
 
 

@@ -25,7 +25,8 @@ APP_ROLE = "mcb_app"
 _ENTER = f"SELECT set_config('role', '{APP_ROLE}', true), set_config('app.tenant_id', :t, true)"
 _DURABLE = text(_ENTER)
 _NOT_DURABLE = text(_ENTER + ", set_config('synchronous_commit', 'off', true)")
-# What tenant_transaction(durable=False) runs first: for callers that open the transaction themselves.
+# What tenant_transaction runs first (durable, or not): for callers that open the transaction themselves.
+DURABLE_ENTER = _DURABLE
 NOT_DURABLE_ENTER = _NOT_DURABLE
 
 

@@ -36,6 +36,7 @@ from email_validator import EmailNotValidError, validate_email
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Engine, text
 
+from mcb.analytics.rollups import compact_event_counts
 from mcb.db.session import tenant_session
 from mcb.errors import UserError
 from mcb.funnel.apply import IdentityConflict, apply_event
@@ -501,7 +502,7 @@ def import_file(engine: Engine, tenant_id: UUID, tenant_slug: str, zone: str, ki
         summary.log_id = _log_run(conn, tenant_id, summary, started)
         # Fold the event counts the import recorded into event_counts (revision 0016), as the worker does
         # after each batch: the reports would read them either way, but fewer rows.
-        conn.execute(text("SELECT mcb_compact_event_counts()"))
+        compact_event_counts(conn)
     return summary
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Engine, text
 
+from mcb.analytics.rollups import compact_event_counts
 from mcb.config import get_settings
 from mcb.db import raw
 from mcb.db.session import NOT_DURABLE_ENTER, admin_session, tenant_session, tenant_transaction
@@ -279,7 +280,7 @@ def compact_counts(admin_engine: Engine) -> None:
     """Fold the event counts the batch's triggers recorded into event_counts (revision 0016). The reports
     read both tables, so this only keeps the deltas few; it is skipped when another worker is doing it."""
     with admin_session(admin_engine) as conn:
-        conn.execute(text("SELECT mcb_compact_event_counts()"))  # as analytics.rollups.compact_event_counts
+        compact_event_counts(conn)
 
 
 class WorkerThread(threading.Thread):

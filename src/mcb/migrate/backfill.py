@@ -79,12 +79,17 @@ class Backfill:
             conn.execute(self.setup_sql.encode())
 
     def save(self, conn: Conn, part: Part, cursor: str | None, finished: bool) -> None:
-        conn.execute(
-            "UPDATE mcb_backfill_state SET cursor = %s, rows_done = %s, updated_at = now(), "
-            "finished_at = CASE WHEN %s THEN now() END WHERE name = %s",
-            (cursor, part.done, finished, part.state),
-        )
+        save_state(conn, part.state, cursor, part.done, finished)
         part.cursor, part.finished = cursor, finished
+
+
+def save_state(conn: Conn, name: str, cursor: str | None, done: int, finished: bool) -> None:
+    """Record where the backfill row ``name`` stands (in the caller's transaction, with its batch)."""
+    conn.execute(
+        "UPDATE mcb_backfill_state SET cursor = %s, rows_done = %s, updated_at = now(), "
+        "finished_at = CASE WHEN %s THEN now() END WHERE name = %s",
+        (cursor, done, finished, name),
+    )
 
 
 # --------------------------------------------------------------------------------------------- state

@@ -496,20 +496,13 @@ def unit_backfill(
     if offline():
         op.execute(f"-- {name}: once per row of: {units_sql}\n{batch_sql}")
         return
-    from mcb.migrate.ledger import LEDGER_DDL
-
     conn = raw()
-    conn.execute(LEDGER_DDL.encode())
-    conn.execute(
-        "INSERT INTO mcb_backfill_state (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,)
-    )
-    state = query("SELECT cursor, rows_done, finished_at FROM mcb_backfill_state WHERE name = %s", (name,))
-    if state[0][2] is not None:
+    cursor, done, finished = backfill.claim(conn, name)
+    if finished:
         return
     units = query(units_sql)
     keys = ["\x1f".join(str(v) for v in u) for u in units]
-    start = keys.index(state[0][0]) + 1 if state[0][0] in keys else 0
-    done = int(state[0][1])
+    start = keys.index(cursor) + 1 if cursor in keys else 0
     bar = reporter().backfill_started(name, len(units), start, unit)
     started = time.monotonic()
     for position in range(start, len(units)):
@@ -519,14 +512,10 @@ def unit_backfill(
                 conn.execute(setup_sql)
             written = max(conn.execute(batch_sql, params(units[position])).rowcount, 0)
             done += written
-            conn.execute(
-                "UPDATE mcb_backfill_state SET cursor = %s, rows_done = %s, updated_at = now(), "
-                "finished_at = CASE WHEN %s THEN now() END WHERE name = %s",
-                (keys[position], done, last, name),
-            )
+            backfill.save_state(conn, name, keys[position], done, last)
         bar.advance(1, written)
     if not units:
-        conn.execute("UPDATE mcb_backfill_state SET finished_at = now() WHERE name = %s", (name,))
+        backfill.save_state(conn, name, None, done, True)
     bar.finish()
     reporter().step_done(f"backfill {name}: {len(units) - start} {unit}", time.monotonic() - started)
 
