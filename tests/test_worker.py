@@ -31,11 +31,11 @@ def engines(head_url: str) -> Iterator[tuple[Engine, Engine]]:
     app.dispose()
 
 
-def store(url: str, source: str, payload: Any) -> int:
+def store(url: str, source: str, payload: Any, tenant: UUID = PPCU) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "INSERT INTO webhook_logs (tenant_id, source, payload, headers, status, inbox) "
-            "VALUES (%s, %s, %s, '{}', 'received', true) RETURNING id", (PPCU, source, Jsonb(payload))).fetchone()
+            "VALUES (%s, %s, %s, '{}', 'received', true) RETURNING id", (tenant, source, Jsonb(payload))).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -111,15 +111,6 @@ def test_worker_thread_runs_below_the_process_and_still_processes(
 CENTNER = UUID("4b8c38aa-969f-4fb6-846e-f59436bda9d4")
 
 
-def store_for(url: str, tenant: UUID, source: str, payload: Any) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "INSERT INTO webhook_logs (tenant_id, source, payload, headers, status, inbox) "
-            "VALUES (%s, %s, %s, '{}', 'received', true) RETURNING id", (tenant, source, Jsonb(payload))).fetchone()
-        assert row is not None
-        return int(row[0])
-
-
 def ghl(contact_id: str, mc_id: str, email: str) -> dict[str, Any]:
     return {"contact_id": contact_id, "email": email, "customData": {"contact_id": contact_id, "MC_ID": mc_id}}
 
@@ -135,10 +126,10 @@ def finished(url: str, ids: list[int]) -> list[tuple[Any, ...]]:
 
 def test_a_chunk_writes_every_row_its_own_outcome_across_tenants(
         head_url: str, engines: tuple[Engine, Engine]) -> None:
-    ids = [store_for(head_url, PPCU, "manychat", manychat("c1")),
-           store_for(head_url, CENTNER, "manychat", manychat("c1")),  # the same subscriber id, another tenant
-           store_for(head_url, PPCU, "manychat", {"nothing": "here"}),
-           store_for(head_url, PPCU, "manychat", manychat("c1", "dm_qualified"))]
+    ids = [store(head_url, "manychat", manychat("c1"), PPCU),
+           store(head_url, "manychat", manychat("c1"), CENTNER),  # the same subscriber id, another tenant
+           store(head_url, "manychat", {"nothing": "here"}, PPCU),
+           store(head_url, "manychat", manychat("c1", "dm_qualified"), PPCU)]
     assert drain(*engines, chunk=16) == {"processed": 3, "error": 1}
     with psycopg.connect(head_url) as conn:
         contacts = dict(conn.execute("SELECT tenant_id, id FROM contacts WHERE mc_id = 'c1'").fetchall())
@@ -160,11 +151,11 @@ def test_a_chunk_writes_every_row_its_own_outcome_across_tenants(
 
 def test_a_failing_delivery_rolls_its_chunk_back_and_the_others_are_redone_alone(
         head_url: str, engines: tuple[Engine, Engine], caplog: pytest.LogCaptureFixture) -> None:
-    ids = [store_for(head_url, PPCU, "ghl", ghl("g1", "m1", "one@example.com")),
-           store_for(head_url, CENTNER, "manychat", manychat("k1")),
+    ids = [store(head_url, "ghl", ghl("g1", "m1", "one@example.com"), PPCU),
+           store(head_url, "manychat", manychat("k1"), CENTNER),
            # g1 belongs to the contact of m1: a delivery saying g1 is m2 is refused (not retried)
-           store_for(head_url, PPCU, "ghl", ghl("g1", "m2", "two@example.com")),
-           store_for(head_url, PPCU, "manychat", manychat("k2"))]
+           store(head_url, "ghl", ghl("g1", "m2", "two@example.com"), PPCU),
+           store(head_url, "manychat", manychat("k2"), PPCU)]
     with caplog.at_level("DEBUG", logger="mcb.ingest.worker"):
         assert drain(*engines, chunk=16) == {"processed": 3, "error": 1}
     assert "a chunk of 4 rows was rolled back (IdentityConflict)" in caplog.text

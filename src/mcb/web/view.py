@@ -25,7 +25,6 @@ TREND_WEEKS = 13
 DAILY_UP_TO = 31  # windows up to this many days chart revenue per day, longer ones per week
 TOP_ADS = 15
 
-
 # Headline tiles: (metric key in ``metrics.summary``, label, format, whether a rise is good news).
 TILES: tuple[tuple[str, str, str, bool], ...] = (
     ("leads", "Leads", "count", True),
