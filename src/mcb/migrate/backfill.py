@@ -39,7 +39,11 @@ Conn = psycopg.Connection[Any]
 Report = Callable[[int, int], None]
 
 PART_SEPARATOR = "/"
-WINDOWS_PER_STEP = 2
+# Windows walked in turn by a part of a page walk: a window's next round comes after a round on each of the
+# others, by when the statements that began before its last commit (another part's, the application's)
+# have ended. With two parts, 2 in turn let one part's statements hold back the pruning of the other's
+# pages (two thirds of the updates HOT instead of four fifths); 8 did not (docs/benchmarks.md, session 5).
+WINDOWS_PER_STEP = 8
 # Session settings a part's own connection copies from the migration's (the owner's admin policy, 0009).
 COPIED_SETTINGS = ("mcb.admin",)
 
@@ -416,9 +420,9 @@ def run_pages(conn: Conn, spec: Backfill, walk: Pages, *, jobs: int, unit: str) 
         while page < end:
             if spec.stop.is_set():
                 return
-            # Two windows, their rounds taken in turn: a window is read (and pruned) again only after a
-            # round on the other, by when the statements that began before its last commit (another
-            # part's, the application's) have ended and no longer hold its old row versions.
+            # WINDOWS_PER_STEP windows, their rounds taken in turn: a window is read (and pruned) again only
+            # after a round on each of the others, by when the statements that began before its last
+            # commit (another part's, the application's) have ended and no longer hold its old row versions.
             upto = min(page + WINDOWS_PER_STEP * window, end)
             windows = [(w, min(w + window, upto)) for w in range(page, upto, window)]
             first = dict.fromkeys(windows, 1)

@@ -68,10 +68,6 @@ def upgrade() -> None:
             todo="p.payment_category IS NULL",
             unit="payments",
             setup_sql="SELECT set_config('mcb.preserve_updated_at', 'on', true)",
-            # One connection, whatever MCB_BACKFILL_JOBS says: two were measured slower (docs/benchmarks.md,
-            # session 4). The walk's speed is its HOT updates, and each connection's open statements hold
-            # back the pruning of the pages the other has just updated.
-            jobs=1,
         )
         online.create_index(
             "idx_payments_tenant_category_date", "payments", "tenant_id, payment_category, payment_date"
