@@ -112,10 +112,12 @@ def test_uuid_and_page_bounds() -> None:
     )
     assert backfill.page_bounds(100, 3) == [(None, "33"), ("33", "66"), ("66", None)]
     assert backfill.page_bounds(2, 3) == [(None, None)]
-    # No more parts than batches: a small table is one part whatever the jobs.
-    assert backfill.parts_for(10_000, 2, 20_000) == 1
+    # Each part has a quarter of a batch at least: a small table is one part whatever the jobs.
+    assert backfill.parts_for(4_999, 2, 20_000) == 1
+    assert backfill.parts_for(10_000, 2, 20_000) == 2
     assert backfill.parts_for(100_000, 2, 20_000) == 2
-    assert backfill.parts_for(100_000, 8, 20_000) == 5
+    assert backfill.parts_for(20_000, 8, 20_000) == 4
+    assert backfill.parts_for(100_000, 8, 20_000) == 8
 
 
 def test_parallel_keyset_writes_every_row_once_with_one_cursor_per_part(keyed: str) -> None:
