@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,6 +174,36 @@ def test_a_failing_delivery_rolls_its_chunk_back_and_the_others_are_redone_alone
     keys = [key for (key,) in events]
     assert keys[0] == "ghl_g1_contact_created" and keys[1].startswith("ghl_g1_contact_updated_")
     assert keys[2:] == ["mc_k1_contact_subscribed", "mc_k2_contact_subscribed"]
+
+
+def test_a_chunk_that_waits_for_a_lock_gives_up_soon_and_its_rows_wait_alone(
+        head_url: str, engines: tuple[Engine, Engine], caplog: pytest.LogCaptureFixture) -> None:
+    # A chunk waiting for another transaction's lock is most often one side of a deadlock between two
+    # workers' chunks, which PostgreSQL would only break after deadlock_timeout: the chunk gives up after
+    # CHUNK_LOCK_TIMEOUT instead, and its rows are processed one by one, each waiting as long as it needs.
+    store(head_url, "manychat", manychat("L1"))
+    assert drain(*engines) == {"processed": 1}
+    ids = [store(head_url, "manychat", manychat("L1", "dm_qualified")), store(head_url, "manychat", manychat("L2"))]
+    holder = psycopg.connect(head_url)
+    holder.execute("SET mcb.admin = 'on'")
+    assert holder.execute("SELECT id FROM contacts WHERE mc_id = 'L1' FOR UPDATE").fetchall()  # held open
+    done: list[dict[str, int]] = []
+    with caplog.at_level("DEBUG", logger="mcb.ingest.worker"):
+        worker = threading.Thread(target=lambda: done.append(drain(*engines)))
+        worker.start()
+        deadline = time.monotonic() + 60
+        while "rolled back (LockNotAvailable)" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "a chunk of 2 rows was rolled back (LockNotAvailable)" in caplog.text
+        assert worker.is_alive() and statuses(head_url, ids) != ["processed", "processed"]  # L1's row waits
+        holder.commit()
+        holder.close()
+        worker.join(60)
+    assert done == [{"processed": 2}]
+    assert statuses(head_url, ids) == ["processed", "processed"]
+    with psycopg.connect(head_url) as conn:
+        stages = conn.execute("SELECT mc_id, stage FROM contacts ORDER BY mc_id").fetchall()
+    assert stages == [("L1", "dm_qualified"), ("L2", "new_lead")]
 
 
 def set_claim(url: str, row_id: int, status: str, *, lease: str | None, claimed_by: int | None) -> None:
