@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
 from datetime import datetime
 from typing import Annotated
 
@@ -126,8 +127,12 @@ def tail(
     seen: dict[int, str] = {}  # row id → the status last printed for it
     pending: set[int] = set()  # rows printed while still waiting to be processed: their next status is shown
     since_id: int | None = None
+    # Ctrl-C only asks the loop to stop: raised at an arbitrary point (inside a query, or while the session
+    # returns its connection to the pool) KeyboardInterrupt could leave the process hanging on its way out.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        while True:
+        while not stop.is_set():
             with tenant_session(app_engine, t.id) as conn:
                 if since_id is None:  # the first poll: the last few rows, and where "new" starts
                     rows = conn.execute(text(f"{TAIL_SELECT} WHERE inbox ORDER BY id DESC LIMIT :n"),
@@ -144,9 +149,9 @@ def tail(
                               markup=False, highlight=False)
                 (pending.add if row[4] in WAITING else pending.discard)(row[0])
             since_id = max([since_id or 0, *(r[0] for r in rows)])
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        return
+            stop.wait(interval)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @payments_app.command("link-orphans")
