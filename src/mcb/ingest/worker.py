@@ -48,9 +48,9 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 LEASE = "5 minutes"
 # Rows per transaction in drain. A chunk holds its deliveries' locks until it commits, so a larger chunk
-# makes a second worker wait longer for a person both are processing (and a deadlock between two chunks,
-# which PostgreSQL breaks after deadlock_timeout, costs the loser a redo row by row), while the saving per
-# row (a transaction, a tenant switch and a status UPDATE) shrinks as 1/CHUNK. 16 is a judgement, not tuned.
+# makes a second worker wait longer for a person both are processing (and a chunk that gives up waiting,
+# see CHUNK_LOCK_TIMEOUT, redoes more rows one by one), while the saving per row (a transaction, a tenant
+# switch and a status UPDATE) shrinks as 1/CHUNK. 16 is a judgement, not tuned.
 CHUNK = 16
 # How long a chunk waits for a lock before it gives up and its rows are processed one by one. Two workers'
 # chunks that take two people's locks in opposite orders deadlock, and PostgreSQL only notices after
