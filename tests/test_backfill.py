@@ -234,6 +234,9 @@ def wide(empty_url: str) -> str:
             "CREATE TABLE wide (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), n int NOT NULL, "
             "pad text NOT NULL, flag text, times int NOT NULL DEFAULT 0)"
         )
+        # No autovacuum here: its ANALYZE holds a snapshot, which keeps the walk's dead versions from being
+        # pruned while it runs, so whether the walk's updates stay in place would depend on when it came.
+        conn.execute("ALTER TABLE wide SET (autovacuum_enabled = off)")
         conn.execute("CREATE INDEX wide_n ON wide (n)")
         conn.execute("CREATE INDEX wide_pad ON wide (left(pad, 10))")
         conn.execute(f"INSERT INTO wide (n, pad) SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, {PAGE_ROWS}) g")
