@@ -411,6 +411,8 @@ class Phase:
     cpu: Cpu = field(default_factory=Cpu)
     truncated: bool = False
     acks_per_second: list[int] = field(default_factory=list)  # acknowledgements in each second of the phase
+    # the slowest acknowledgement (ms) of the requests sent in each second: when the stalls came
+    slowest_ack_ms_per_second: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -681,6 +683,7 @@ class Recorder:
         self.statuses: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.done_at: list[float] = []
+        self.started_at: list[float] = []
         self.last_done = 0.0
 
     async def send(self, client: Client, delivery: Delivery, keys: Secrets, started: float) -> None:
@@ -696,6 +699,7 @@ class Recorder:
         if status == 200:
             self.latencies.append(finished - started)
             self.done_at.append(finished)
+            self.started_at.append(started)
             with suppress(ValueError, KeyError, TypeError):
                 self.ids.append(int(json.loads(payload)["id"]))
 
@@ -834,6 +838,11 @@ def summarize(phase: Phase, rec: Recorder) -> None:
         first = min(rec.done_at) - min(rec.latencies)
         buckets = Counter(int(t - first) for t in rec.done_at)
         phase.acks_per_second = [buckets.get(i, 0) for i in range(max(buckets) + 1)]
+        slowest: dict[int, float] = {}
+        for sent, latency in zip(rec.started_at, rec.latencies, strict=True):
+            second = int(sent - first)
+            slowest[second] = max(slowest.get(second, 0.0), latency)
+        phase.slowest_ack_ms_per_second = [round(slowest.get(i, 0.0) * 1000, 1) for i in range(max(slowest) + 1)]
 
 
 async def drain(port: int, phase: Phase, running: Running, timeout: float,

@@ -376,6 +376,26 @@ def test_a_body_jsonb_refuses_is_a_400_and_never_fails_the_requests_committed_wi
     assert server.rows("SELECT count(*) FROM webhook_logs WHERE payload->'subscriber'->>'id' = 'nul'") == [(0,)]
 
 
+def test_a_commit_that_fails_is_a_503_stores_nothing_and_the_next_request_is_stored(server: Server) -> None:
+    first = server.post("/webhooks/ppcu/manychat", manychat("commit_ok_1", "contact_created"), headers=token())
+    assert first.status_code == 200, first.text
+    # The inbox writer's database session ends under it (a server restart, a failover): the batch in
+    # flight cannot commit, so its sender must be told to retry, and the writer must reconnect.
+    ended = server.rows("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND application_name LIKE 'mcb inbox writer %%'")
+    assert ended == [(1,)]
+    failed = server.post("/webhooks/ppcu/manychat", manychat("commit_lost", "contact_created"), headers=token())
+    assert failed.status_code == 503, failed.text
+    assert failed.json()["error"] == "Could not store the webhook; retry."
+    again = server.post("/webhooks/ppcu/manychat", manychat("commit_ok_2", "contact_created"), headers=token())
+    assert again.status_code == 200, again.text
+    stored = server.rows("SELECT payload->'subscriber'->>'id' FROM webhook_logs "
+                         "WHERE payload->'subscriber'->>'id' LIKE 'commit_%%' ORDER BY id")
+    assert stored == [("commit_ok_1",), ("commit_ok_2",)]
+    assert {first.json()["id"], again.json()["id"]} == set(
+        r[0] for r in server.rows("SELECT id FROM webhook_logs WHERE payload->'subscriber'->>'id' LIKE 'commit_ok_%%'"))
+
+
 def test_a_disabled_tenant_and_a_changed_secret_take_effect_within_the_cache_time(server: Server) -> None:
     port = _free_port()
     proc = _start({**server.env, "MCB_WEBHOOK_CACHE_SECONDS": "1"}, port)
