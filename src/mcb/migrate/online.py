@@ -15,6 +15,7 @@ Revisions use these functions inside ``with online.steps():``.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,10 +87,31 @@ def execute(statement: str, *, step: str | None = None, blocks_writes: bool = Tr
         return
     label = step or _first_line(statement)
     started = time.monotonic()
-    conn = raw()
+    run_with_retries(raw(), statement, label, reporter(), blocks_writes=blocks_writes)
+    reporter().step_done(label, time.monotonic() - started)
+
+
+def run_with_retries(conn: psycopg.Connection[Any], statement: str, label: str, report: Reporter, *,
+                     blocks_writes: bool = True) -> None:
+    """``execute`` on an autocommit connection: the statement under the short lock timeout, retried with
+    backoff while another session holds a lock it needs.
+
+    An autovacuum of a table the statement names holds such a lock for as long as it runs, minutes on a
+    big table, and never lets go on its own. PostgreSQL cancels an autovacuum that blocks a lock request
+    only after the request has waited ``deadlock_timeout`` (1 s by default), which a 50 ms attempt never
+    does. So when one is in the way: it is cancelled (it runs again later), or, where this role may not
+    cancel it, the next attempt waits past ``deadlock_timeout`` once so that PostgreSQL does; writers of
+    that table queue behind that attempt for about a second. An anti-wraparound autovacuum is left alone.
+    """
     attempt = 0
+    long_wait = False
     while True:
-        timeout = f"{settings.lock_timeout_ms}ms" if blocks_writes else "0"
+        if not blocks_writes:
+            timeout = "0"
+        elif long_wait:
+            timeout = _past_deadlock_timeout(conn)
+        else:
+            timeout = f"{settings.lock_timeout_ms}ms"
         conn.execute(f"SET lock_timeout = '{timeout}'")
         try:
             conn.execute(statement.encode())
@@ -98,13 +120,62 @@ def execute(statement: str, *, step: str | None = None, blocks_writes: bool = Tr
             attempt += 1
             if attempt > settings.lock_retries:
                 raise
-            reporter().lock_retry(label, attempt)
+            report.lock_retry(label, attempt)
+            vacuums = autovacuums_in_the_way(conn, statement)
+            if vacuums and cancel_autovacuums(conn, vacuums, report):
+                long_wait = False
+                time.sleep(0.05)  # time to notice the cancel and let go; no backoff
+                continue
+            long_wait = bool(vacuums) and not long_wait
+            if long_wait:
+                report.message(f"    an autovacuum of {', '.join(sorted(set(vacuums.values())))} holds the lock "
+                               f"({label}); waiting past deadlock_timeout once so that PostgreSQL cancels it")
+                continue
             # Exponential backoff with full jitter, capped: gives the writers room, avoids lockstep.
             time.sleep(random.uniform(0, min(1.0, 0.01 * 2 ** min(attempt, 7))))
         finally:
             if not conn.info.transaction_status:  # idle: safe to reset
                 conn.execute("SET lock_timeout = 0")
-    reporter().step_done(label, time.monotonic() - started)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def autovacuums_in_the_way(conn: psycopg.Connection[Any], statement: str) -> dict[int, str]:
+    """{pid: table} of the autovacuum workers (not anti-wraparound ones) that hold a lock on a table of
+    this database that ``statement`` names. Only a role that may read other sessions' activity (a
+    superuser, or a member of pg_read_all_stats) sees them; for any other, this is always empty."""
+    names = sorted({word.lower() for word in _IDENTIFIER.findall(statement)})
+    rows = conn.execute(
+        """
+        SELECT DISTINCT a.pid, c.relname::text FROM pg_stat_activity a
+        JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'relation' AND l.granted
+        JOIN pg_class c ON c.oid = l.relation
+        WHERE a.backend_type = 'autovacuum worker' AND a.datname = current_database()
+          AND a.query NOT LIKE '%%to prevent wraparound%%' AND c.relkind IN ('r', 'p') AND c.relname = ANY(%s)
+        """,
+        (names,),
+    ).fetchall()
+    return {int(pid): str(table) for pid, table in rows}
+
+
+def cancel_autovacuums(conn: psycopg.Connection[Any], vacuums: dict[int, str], report: Reporter) -> bool:
+    """Cancel these autovacuum workers; False when this role may not (it is neither a superuser nor, on
+    PostgreSQL 18, a member of pg_signal_autovacuum_worker)."""
+    try:
+        for pid, table in vacuums.items():
+            conn.execute("SELECT pg_cancel_backend(%s)", (pid,))
+            report.message(f"    cancelled an autovacuum of {table} that held a lock the migration needs "
+                           "(autovacuum runs again later)")
+    except pg_errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def _past_deadlock_timeout(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute("SELECT extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000").fetchone()
+    waited = float(row[0]) if row and row[0] is not None else 1000.0
+    return f"{int(waited) + 500}ms"
 
 
 def query(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
