@@ -263,3 +263,51 @@ def test_an_update_that_gives_a_contact_an_orphans_email_links_the_orphan_in_the
         "linked_payments": ["evt_1QfUlLpUrChAsE2997aaaa"]})
     assert events == [("contact_subscribed", "mc_m9_contact_subscribed"), ("dm_qualified", "mc_m9_dm_qualified"),
                       ("purchase_completed", "stripe_purchase_evt_1QfUlLpUrChAsE2997aaaa")]
+
+
+def _history(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The funnel events (contact named by its mc_id) and the rows' outcomes (contact ids as mc_ids)."""
+    with psycopg.connect(url) as conn:
+        mc = {str(cid): mc_id for cid, mc_id in conn.execute("SELECT id, mc_id FROM contacts").fetchall()}
+        events = conn.execute(
+            "SELECT c.mc_id, e.event_type, e.event_timestamp, e.source, e.source_event_id, e.event_data, e.tags, "
+            "e.contact_snapshot, e.created_by FROM funnel_events e JOIN contacts c ON c.id = e.contact_id "
+            "ORDER BY e.source, e.source_event_id").fetchall()
+        outcomes = conn.execute("SELECT status, outcome FROM webhook_logs ORDER BY id").fetchall()
+    return events, [(status, {**outcome, "contact_id": mc.get(outcome["contact_id"])}) for status, outcome in outcomes]
+
+
+def test_a_chunk_writes_its_events_as_its_deliveries_would_one_by_one(pg: Any, head_template: str) -> None:
+    # Redeliveries, and a lead whose earliest evidence arrives last, in one chunk and one row at a time.
+    def subscribed(sub: str, at: str) -> dict[str, Any]:
+        payload = manychat(sub)
+        payload["subscriber"]["subscribed"] = at
+        return payload
+
+    deliveries = [subscribed("s1", "2026-01-02T10:00:00Z"), manychat("s1", "dm_qualified"),
+                  subscribed("s1", "2026-01-01T09:00:00Z"), subscribed("s1", "2026-01-02T10:00:00Z"),
+                  manychat("s2", "link_sent"), subscribed("s2", "2026-01-03T08:00:00Z"), manychat("s1", "dm_qualified")]
+    histories = []
+    for chunk in (16, 1):
+        with pg.database(head_template) as url:
+            with psycopg.connect(url, autocommit=True) as conn:
+                for n, payload in enumerate(deliveries):
+                    conn.execute("INSERT INTO webhook_logs (tenant_id, source, payload, headers, status, inbox, created_at) "
+                                 "VALUES (%s, 'manychat', %s, '{}', 'received', true, "
+                                 "TIMESTAMPTZ '2026-01-05 12:00:00+00' + %s * interval '1 minute')", (PPCU, Jsonb(payload), n))
+            admin, app = make_engine(url), make_engine(url, admin=False)
+            try:
+                assert drain(admin, app, chunk=chunk) == {"processed": 7}
+            finally:
+                admin.dispose()
+                app.dispose()
+            histories.append(_history(url))
+    (events, outcomes), (alone_events, alone_outcomes) = histories
+    assert events == alone_events
+    assert outcomes == alone_outcomes
+    # what one-by-one processing gives: s1's lead at its earliest evidence, each event counted once, by the first
+    leads = {(mc_id, key): at for mc_id, _, at, _, key, *_ in events if key.endswith("_contact_subscribed")}
+    assert {k: v.isoformat() for k, v in leads.items()} == {
+        ("s1", "mc_s1_contact_subscribed"): "2026-01-01T09:00:00+00:00",
+        ("s2", "mc_s2_contact_subscribed"): "2026-01-03T08:00:00+00:00"}
+    assert [o["events_created"] for _, o in outcomes] == [1, 1, 0, 0, 2, 0, 0]

@@ -343,12 +343,25 @@ def _lead_event(n: Normalized, contact: dict[str, Any], at: datetime, created: b
     return FunnelEvent(n.lead_event_type, key, at, stage="new_lead", data={"evidenced_by": n.event_type})
 
 
-def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], source: str,
-                   events: list[tuple[str, FunnelEvent]], created_by: str = "webhook") -> int:
-    """Append the events in one statement; returns how many are new. An event whose key exists keeps the
-    earliest evidence of it (time, then the smaller data), so the history does not depend on delivery
-    order. Within one delivery the same rule picks among events that share a key (one INSERT may not
-    touch a row twice)."""
+@dataclass
+class _EventRow:
+    """One funnel_events row to write: whose it is and the evidence it carries."""
+    contact_id: Any
+    event_type: str
+    source: str
+    key: str
+    at: datetime
+    data: str  # JSON text, keys sorted: compared as text to pick the earlier evidence, as the upsert does
+    tags: dict[str, Any]
+    snapshot: dict[str, Any]
+    created_by: str
+    owner: ApplyResult | None = None
+
+
+def _event_rows(contact: dict[str, Any], source: str, events: list[tuple[str, FunnelEvent]],
+                created_by: str) -> list[_EventRow]:
+    """A delivery's events as rows, one per key: among events that share a key the earliest evidence wins
+    (time, then the smaller data), as the upsert's rule does (one INSERT may not touch a row twice)."""
     chosen: dict[tuple[str, str], tuple[FunnelEvent, str]] = {}
     for event_source, event in events:
         key = (event_source or source, event.source_event_id)
@@ -356,37 +369,79 @@ def _insert_events(conn: Connection, tenant_id: UUID, contact: dict[str, Any], s
         held = chosen.get(key)
         if held is None or (event.occurred_at, data) < (held[0].occurred_at, held[1]):
             chosen[key] = (event, data)
-    if not chosen:
-        return 0
-    snapshot = Jsonb(_snapshot(contact))
-    params: dict[str, Any] = {"t": tenant_id, "c": contact["id"], "snap": snapshot, "by": created_by}
-    rows = []
-    for i, ((event_source, event_key), (event, data)) in enumerate(sorted(chosen.items(), key=lambda kv: kv[0])):
-        rows.append(f"(:t, :c, :type{i}, :at{i}, :source{i}, :key{i}, CAST(:data{i} AS jsonb), :snap, :tags{i}, :by)")
-        params.update({f"type{i}": event.event_type, f"at{i}": event.occurred_at, f"source{i}": event_source,
-                       f"key{i}": event_key, f"data{i}": data, f"tags{i}": Jsonb(event.tags)})
+    snapshot = _snapshot(contact)
+    return [_EventRow(contact["id"], event.event_type, event_source, event_key, event.occurred_at, data,
+                      event.tags, snapshot, created_by)
+            for (event_source, event_key), (event, data) in sorted(chosen.items(), key=lambda kv: kv[0])]
+
+
+def _write_events(conn: Connection, tenant_id: UUID, rows: list[_EventRow]) -> list[_EventRow]:
+    """Append the rows in one statement; returns those that were new. A row whose key exists keeps the
+    earliest evidence of it (time, then the smaller data), so the history does not depend on delivery
+    order."""
+    if not rows:
+        return []
+    params: dict[str, Any] = {"t": tenant_id}
+    values = []
+    for i, row in enumerate(rows):
+        values.append(f"(:t, :c{i}, :type{i}, :at{i}, :source{i}, :key{i}, CAST(:data{i} AS jsonb), :snap{i}, "
+                      f":tags{i}, :by{i})")
+        params.update({f"c{i}": row.contact_id, f"type{i}": row.event_type, f"at{i}": row.at,
+                       f"source{i}": row.source, f"key{i}": row.key, f"data{i}": row.data,
+                       f"snap{i}": Jsonb(row.snapshot), f"tags{i}": Jsonb(row.tags), f"by{i}": row.created_by})
     inserted = raw.fetch_all(
         conn,
         (
             "INSERT INTO funnel_events (tenant_id, contact_id, event_type, event_timestamp, source, "
             "source_event_id, event_data, contact_snapshot, tags, created_by) VALUES "
-            + ", ".join(rows)
+            + ", ".join(values)
             + " ON CONFLICT (tenant_id, source, source_event_id) DO UPDATE SET "
             "event_timestamp = EXCLUDED.event_timestamp, event_data = EXCLUDED.event_data, tags = EXCLUDED.tags "
             "WHERE EXCLUDED.event_timestamp < funnel_events.event_timestamp "
             "OR (EXCLUDED.event_timestamp = funnel_events.event_timestamp "
             "AND EXCLUDED.event_data::text < funnel_events.event_data::text) "
-            "RETURNING (xmax = 0) AS new"
+            "RETURNING source, source_event_id, (xmax = 0) AS new"
         ),
         params,
     )
-    return sum(1 for row in inserted if row["new"] is True)
+    new = {(r["source"], r["source_event_id"]) for r in inserted if r["new"] is True}
+    return [row for row in rows if (row.source, row.key) in new]
+
+
+class EventBatch:
+    """The funnel events of several deliveries of one tenant, written by one INSERT (``flush``) instead of
+    one per delivery: the worker's chunk. The rows and the counts are those the deliveries would have
+    written one after the other: a key met again keeps its first row (contact, type, snapshot) with the
+    earliest evidence (time, data, tags) of all, and the first delivery that had it counts it as created.
+    Nothing in ``apply_event`` reads funnel_events, so a later delivery of the chunk sees the same state
+    either way; the statement triggers that keep the rollups then run once for the chunk."""
+
+    def __init__(self, tenant_id: UUID) -> None:
+        self.tenant_id = tenant_id
+        self._rows: dict[tuple[str, str], _EventRow] = {}
+
+    def add(self, owner: ApplyResult, rows: list[_EventRow]) -> None:
+        for row in rows:
+            held = self._rows.get((row.source, row.key))
+            if held is None:
+                row.owner = owner
+                self._rows[(row.source, row.key)] = row
+            elif (row.at, row.data) < (held.at, held.data):
+                held.at, held.data, held.tags = row.at, row.data, row.tags
+
+    def flush(self, conn: Connection) -> None:
+        rows = sorted(self._rows.values(), key=lambda r: (r.source, r.key))
+        self._rows = {}
+        for row in _write_events(conn, self.tenant_id, rows):
+            if row.owner is not None:
+                row.owner.events_created += 1
 
 
 def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at: datetime,
-                created_by: str = "webhook") -> ApplyResult:
+                created_by: str = "webhook", events_into: EventBatch | None = None) -> ApplyResult:
     """Apply one normalized delivery for one tenant. ``conn`` is a tenant session's connection;
-    ``created_by`` names the path on the events it appends (``webhook``, ``import``)."""
+    ``created_by`` names the path on the events it appends (``webhook``, ``import``). ``events_into``:
+    the events go into that batch, and the result's ``events_created`` is counted when it is flushed."""
     if n.skip_reason:
         return ApplyResult("skipped", detail=n.skip_reason)
     facts = n.contact
@@ -435,15 +490,19 @@ def apply_event(conn: Connection, tenant_id: UUID, n: Normalized, *, received_at
         contact = _update_contact(conn, contact, _merge(contact, ContactFacts(), at,
                                                         [e.stage for _, e in payment_events]))
     events += payment_events
-    created_events = _insert_events(conn, tenant_id, contact, n.source, events, created_by)
-    return ApplyResult(
+    result = ApplyResult(
         "processed",
         contact_id=contact["id"],
         created=created,
-        events_created=created_events,
         payments=payment_ids,
         linked_payments=[p["payment_event_id"] for p in linked if p["payment_event_id"] not in payment_ids],
     )
+    rows = _event_rows(contact, n.source, events, created_by)
+    if events_into is not None:
+        events_into.add(result, rows)
+    else:
+        result.events_created = len(_write_events(conn, tenant_id, rows))
+    return result
 
 
 def link_all_orphans(conn: Connection, tenant_id: UUID) -> list[tuple[str, UUID]]:

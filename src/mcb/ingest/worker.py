@@ -7,8 +7,9 @@ the reason, ``orphan``, ``error`` with the message) is written in the same trans
 so a crash leaves either both or neither, and an expired lease makes the row claimable again.
 
 ``drain`` applies a claimed batch in chunks of CHUNK rows, each chunk one transaction: per tenant one
-``app.tenant_id`` switch and one UPDATE that writes the final status of all its rows from one JSON
-array, instead of a transaction, a tenant switch and an UPDATE per row. When anything in a chunk fails,
+``app.tenant_id`` switch, one INSERT of all its rows' funnel events (``funnel.apply.EventBatch``, so the
+rollups' statement triggers run once per chunk), and one UPDATE that writes the final status of all its
+rows from one JSON array, instead of a transaction, a tenant switch, an INSERT and an UPDATE per row. When anything in a chunk fails,
 the chunk is rolled back whole and its rows are processed again one per transaction (``process_row``),
 so a failing delivery never undoes or blocks the others and every row ends as it would alone.
 
@@ -36,7 +37,7 @@ from mcb.analytics.rollups import compact_event_counts
 from mcb.config import get_settings
 from mcb.db import raw
 from mcb.db.session import NOT_DURABLE_ENTER, admin_session, tenant_session, tenant_transaction
-from mcb.funnel.apply import IdentityConflict, apply_event
+from mcb.funnel.apply import ApplyResult, EventBatch, IdentityConflict, apply_event
 from mcb.funnel.events import Normalized, PayloadError
 from mcb.ingest.enrich import FetchFailed, fetch_manychat_subscriber, needs_manychat_fetch
 from mcb.ingest.sources import parse
@@ -237,7 +238,11 @@ def process_chunk(admin_engine: Engine, app_engine: Engine, conn: Connection, ro
                         raw.execute(conn, _CHUNK_LOCK_TIMEOUT, {})
                     else:
                         raw.execute(conn, _SWITCH_TENANT, {"t": str(tenant_id)})
-                    finished = [_applied(conn, row, n, statuses) for row, n in group]
+                    # The group's funnel events are written by one INSERT after its last delivery (EventBatch).
+                    events = EventBatch(tenant_id)
+                    applied = [(row, n, _apply(conn, row, n, events)) for row, n in group]
+                    events.flush(conn)
+                    finished = [_finished(row, n, result, statuses) for row, n, result in applied]
                     raw.execute(conn, _FINISH_MANY, {"ids": [row.id for row, _ in group],
                                                      "rows": json.dumps(finished)})
         except Exception as exc:  # any failure: redo each row alone, so that only the failing one fails
@@ -257,12 +262,18 @@ def process_chunk(admin_engine: Engine, app_engine: Engine, conn: Connection, ro
     return out
 
 
-def _applied(conn: Connection, row: Claimed, n: Normalized | str, statuses: dict[int, str]) -> dict[str, Any]:
-    """Apply one parsed delivery in the chunk's transaction; its final status as _FINISH_MANY reads it."""
+def _apply(conn: Connection, row: Claimed, n: Normalized | str, events: EventBatch) -> ApplyResult | None:
+    """Apply one parsed delivery in the chunk's transaction (None: its payload was unreadable)."""
     if isinstance(n, str):
+        return None
+    return apply_event(conn, row.tenant_id, n, received_at=row.received_at, events_into=events)
+
+
+def _finished(row: Claimed, n: Normalized | str, result: ApplyResult | None, statuses: dict[int, str]) -> dict[str, Any]:
+    """One applied delivery's final status as _FINISH_MANY reads it."""
+    if isinstance(n, str) or result is None:
         statuses[row.id] = "error"
         return {"id": row.id, "status": "error", "error": n}
-    result = apply_event(conn, row.tenant_id, n, received_at=row.received_at)
     statuses[row.id] = result.status
     return {"id": row.id, "status": result.status, "detail": result.detail, "outcome": result.as_outcome(),
             "unknown": list(n.unknown_keys) or None, "event_type": n.event_type,
