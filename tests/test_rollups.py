@@ -1,6 +1,7 @@
 """The rollups stay exact, whatever the order in which deliveries arrive and whoever writes, and a rebuild
 from the source tables changes nothing: contact_leads (revisions 0013 and 0015: each contact's earliest
-lead event and identity facts), funnel_event_repeats and shared_emails (revision 0015)."""
+lead event and identity facts, kept per statement since revision 0018), funnel_event_repeats and
+shared_emails (revision 0015)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from mcb.analytics.rollups import (
 )
 from mcb.db.engine import make_engine
 from mcb.db.session import admin_session, tenant_session
-from mcb.funnel.apply import apply_event
+from mcb.funnel.apply import EventBatch, apply_event
 from mcb.funnel.events import ContactFacts, FunnelEvent, Normalized
 from tests.analytics_data import CENTNER, PPCU, event, ghl_contact, subscriber, utc
 
@@ -64,6 +65,48 @@ def test_the_earliest_lead_event_wins_in_any_order(engine: Engine) -> None:
         assert rebuild_contact_leads(conn, PPCU) == 0
     # The rollup is tenant-scoped like everything else: centner sees none of it.
     assert leads(engine, CENTNER) == {}
+
+
+def test_one_statement_of_many_lead_events_keeps_each_contacts_earliest(engine: Engine) -> None:
+    """The worker writes a chunk's events with one INSERT (EventBatch): the statement triggers of 0018 see
+    every lead event of it at once, several of them for one contact, and must end where one delivery at a
+    time ends."""
+    with tenant_session(engine, PPCU) as conn:
+        subscriber(conn, PPCU, "mc_known", utc(2025, 11, 4, 9), ghl_id="ghl_known")
+    with tenant_session(engine, PPCU) as conn:
+        batch = EventBatch(PPCU)
+        deliveries = [
+            # A new subscriber, reported twice in the chunk: the later report comes first.
+            Normalized(source="manychat", event_type="test", contact=ContactFacts(mc_id="mc_twice"),
+                       events=(FunnelEvent("contact_subscribed", "mc_mc_twice_contact_subscribed",
+                                           utc(2025, 11, 3, 12), stage="new_lead"),)),
+            Normalized(source="manychat", event_type="test", contact=ContactFacts(mc_id="mc_twice"),
+                       events=(FunnelEvent("contact_subscribed", "mc_mc_twice_contact_subscribed",
+                                           utc(2025, 11, 2, 8), stage="new_lead"),)),
+            # The known contact, created earlier in GoHighLevel (its own lead event), and a later one.
+            Normalized(source="ghl", event_type="test", contact=ContactFacts(ghl_id="ghl_known"),
+                       events=(FunnelEvent("contact_created", "ghl_ghl_known_contact_created", utc(2025, 10, 31, 7)),
+                               FunnelEvent("contact_created", "ghl_ghl_known_again", utc(2025, 11, 8, 7)))),
+            # No lead event at all.
+            Normalized(source="manychat", event_type="test", contact=ContactFacts(mc_id="mc_known"),
+                       events=(FunnelEvent("link_sent", "mc_known_link", utc(2025, 11, 9)),),
+                       may_create_contact=False, match_by=("mc_id",)),
+        ]
+        for n in deliveries:
+            apply_event(conn, PPCU, n, received_at=utc(2025, 11, 10), events_into=batch)
+        batch.flush(conn)
+    assert leads(engine, PPCU) == {"mc_known": "2025-10-31T07:00:00+00:00", "mc_twice": "2025-11-02T08:00:00+00:00"}
+    with admin_session(engine) as conn:
+        compact_event_counts(conn)
+        first_leads = conn.execute(text(
+            "SELECT bucket, n FROM event_counts WHERE tenant_id = :t AND kind = 'lead' AND n <> 0 ORDER BY bucket"),
+            {"t": PPCU}).all()
+        # Each contact is one lead, counted in the quarter hour of its earliest lead event.
+        assert [(b.isoformat(), n) for b, n in first_leads] == [("2025-10-31T07:00:00+00:00", 1),
+                                                               ("2025-11-02T08:00:00+00:00", 1)]
+    with tenant_session(engine, PPCU) as conn:
+        assert rebuild_contact_leads(conn, PPCU) == 0
+        assert rebuild_event_counts(conn, PPCU) == 0
 
 
 def test_rebuild_restores_a_damaged_rollup(engine: Engine) -> None:
