@@ -106,9 +106,21 @@ def build_app(settings: Settings, admin_engine: Engine, app_engine: Engine, url:
     return app
 
 
+def freeze_startup_heap() -> None:
+    """Leave what startup allocated (the modules, the app, SQLAlchemy's and pydantic's metadata: most of
+    the heap, and none of it ever garbage) out of the garbage collector's full collections. Without this a
+    full collection of `mcb serve` walked all of it and paused every request in flight for 80-90 ms, about
+    every 0.6 s during a burst of webhooks (docs/benchmarks.md, session 7)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def run_one_process(app: FastAPI, host: str, port: int) -> None:
     import uvicorn
 
+    freeze_startup_heap()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, loop=LOOP, http=HTTP)
 
 
@@ -151,6 +163,7 @@ def http_process_app() -> FastAPI:
     url = database_url(settings)  # the parent's, through DATABASE_URL
     app = build_app(settings, make_engine(url), runtime_engine(settings), url)
     _exit_with_parent()
+    freeze_startup_heap()
     return app
 
 
