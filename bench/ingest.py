@@ -6,20 +6,24 @@ What it does, in order:
 1. Starts a throwaway embedded PostgreSQL (or uses ``--database-url``), creates a database at the head
    revision and a clone of it for the ceiling, and configures two tenants (ppcu, centner) with a ManyChat
    token, a GoHighLevel shared token and a Stripe signing secret each.
-2. The ceiling: the inbox's INSERT of one webhook_logs row (same columns and payloads as the server
+2. The history (``--history``, 20,000 by default): that many mixed deliveries processed by the worker's
+   code before anything is measured, then ``VACUUM ANALYZE`` and a ``CHECKPOINT``, so that the measured
+   processes plan for tables of a realistic size and PostgreSQL reuses WAL segments as a running server
+   does (see ``seed_history``); ``--history 0`` measures a new, empty database.
+3. The ceiling: the inbox's INSERT of one webhook_logs row (same columns and payloads as the server
    writes, as the runtime role under Row Level Security) and its COMMIT, one row per transaction, issued
    directly with psycopg on C asyncio connections for N rows. If ``pgbench`` is found, the same INSERT
    through pgbench too, as PostgreSQL's own figure (reference only).
-3. Starts ``mcb serve`` (subprocess, ``--workers W``, one in-process worker by default) and warms it up.
-4. The burst: N mixed webhooks (ManyChat contact_created / dm_qualified / link_sent / link_clicked for
+4. Starts ``mcb serve`` (subprocess, ``--workers W``, one in-process worker by default) and warms it up.
+5. The burst: N mixed webhooks (ManyChat contact_created / dm_qualified / link_sent / link_clicked for
    many subscribers, plus GoHighLevel workflow webhooks by shared token and Stripe-signed
    checkout.session.completed events) sent closed-loop at concurrency C. Acknowledged requests/s and ack
    latency; /readyz polled for the inbox lag until the worker has drained it; end-to-end (ack → processed)
    from webhook_logs.processed_at - created_at of the rows the run's requests got back.
-5. The fixed rate: ``--rate`` requests/s (500) for ``--rate-seconds`` (20) open loop: every send has its
+6. The fixed rate: ``--rate`` requests/s (500) for ``--rate-seconds`` (20) open loop: every send has its
    scheduled time and latency counts from it, whether or not earlier requests have answered (no
    coordinated omission). Ack p99 there, and whether the inbox lag stays bounded at that rate.
-6. A summary with PASS/MISS for each goal of the issue, the CPU time each party used, and machine facts.
+7. A summary with PASS/MISS for each goal of the issue, the CPU time each party used, and machine facts.
 
 ``--processes N`` passes ``mcb serve --processes N`` (HTTP processes sharing the port). ``--workers 0``
 without ``--worker-processes`` measures the acknowledgement side alone: nothing drains the inbox, so give a
@@ -328,31 +332,40 @@ class Latency:
 
 @dataclass
 class Cpu:
-    """CPU seconds used during a phase by the bench client, ``mcb serve`` (with any ``mcb worker``
-    processes) and PostgreSQL (all its processes)."""
+    """CPU seconds used during a phase by the bench client, ``mcb serve`` (its in-process workers included),
+    the ``mcb worker`` processes and PostgreSQL (all its processes)."""
     wall_s: float = 0.0
     client_s: float = 0.0
     serve_s: float = 0.0
+    workers_s: float = 0.0
     postgres_s: float = 0.0
 
 
 class CpuMeter:
     def __init__(self, serve_pids: list[int], postmaster_pid: int | None) -> None:
         self.serve_pids, self.postmaster_pid = serve_pids, postmaster_pid
+        self.worker_pids: list[int] = []
 
-    def sample(self) -> tuple[float, float, float, float]:
+    @staticmethod
+    def _tree(pids: list[int]) -> float:
         import psutil
 
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        client = usage.ru_utime + usage.ru_stime
-        serve = 0.0
-        for pid in self.serve_pids:
+        used = 0.0
+        for pid in pids:
             with suppress(psutil.Error):
                 proc = psutil.Process(pid)
                 for each in [proc, *proc.children(recursive=True)]:  # mcb serve --processes N: its children
                     with suppress(psutil.Error):
                         t = each.cpu_times()
-                        serve += t.user + t.system
+                        used += t.user + t.system
+        return used
+
+    def sample(self) -> tuple[float, float, float, float, float]:
+        import psutil
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        client = usage.ru_utime + usage.ru_stime
+        serve, workers = self._tree(self.serve_pids), self._tree(self.worker_pids)
         pg = 0.0
         if self.postmaster_pid:
             with suppress(psutil.Error):
@@ -363,7 +376,7 @@ class CpuMeter:
                     with suppress(psutil.Error):
                         c = child.cpu_times()
                         pg += c.user + c.system
-        return time.monotonic(), client, serve, pg
+        return time.monotonic(), client, serve, workers, pg
 
     @contextmanager
     def measure(self) -> Iterator[Cpu]:
@@ -373,8 +386,8 @@ class CpuMeter:
             yield cpu
         finally:
             end = self.sample()
-            cpu.wall_s, cpu.client_s, cpu.serve_s, cpu.postgres_s = (round(b - a, 2) for a, b in zip(start, end,
-                                                                                                    strict=True))
+            cpu.wall_s, cpu.client_s, cpu.serve_s, cpu.workers_s, cpu.postgres_s = (
+                round(b - a, 2) for a, b in zip(start, end, strict=True))
 
 
 @dataclass
@@ -406,6 +419,8 @@ class Phase:
     processed_statuses: dict[str, int] = field(default_factory=dict)
     inbox_commits: int = 0  # distinct created_at = distinct inbox transactions (now() is per transaction)
     rows_per_commit: float = 0.0
+    # rows per status UPDATE of the worker (distinct processed_at: one per tenant of each chunk it applied)
+    rows_per_finish: float = 0.0
     worker_rows_per_s: float = 0.0
     lag: Lag = field(default_factory=Lag)
     cpu: Cpu = field(default_factory=Cpu)
@@ -413,6 +428,7 @@ class Phase:
     acks_per_second: list[int] = field(default_factory=list)  # acknowledgements in each second of the phase
     # the slowest acknowledgement (ms) of the requests sent in each second: when the stalls came
     slowest_ack_ms_per_second: list[float] = field(default_factory=list)
+    wal_files_created: int | None = None  # WAL segments created (not reused) during the phase and its drain
 
 
 @dataclass
@@ -424,6 +440,7 @@ class Ceiling:
     cpu: Cpu = field(default_factory=Cpu)
     pgbench_tps: float | None = None
     pgbench_note: str = ""
+    wal_files_created: int | None = None
 
 
 @dataclass
@@ -441,6 +458,7 @@ class Report:
     ceiling: Ceiling = field(default_factory=Ceiling)
     burst: Phase = field(default_factory=lambda: Phase("burst"))
     rate: Phase = field(default_factory=lambda: Phase("fixed rate"))
+    history: dict[str, int] = field(default_factory=dict)  # final statuses of the deliveries processed before
     serve: dict[str, Any] = field(default_factory=dict)
     goals: list[Goal] = field(default_factory=list)
 
@@ -533,6 +551,75 @@ def prepare_database(db: Database, home: Path, keys: Secrets) -> tuple[str, str]
             set_integration(conn, box, tenant, "stripe", {"webhook_secret": keys.stripe[slug]})
     engine.dispose()
     return url, ceiling_url
+
+
+def seed_history(url: str, keys: Secrets, count: int, *, manychat_only: bool) -> dict[str, int]:
+    """The tenants' history before the measured phases: ``count`` deliveries stored as the server stores
+    them and processed by the worker's own code in this process, then ``VACUUM ANALYZE``.
+
+    A production database is not empty, and an empty one is not just smaller: PostgreSQL plans the
+    foreign-key checks and the trigger functions' statements once per session and keeps the plan until
+    the table's statistics change, so sessions that start on empty tables scan them in full (a sequential
+    scan is what an empty table costs least) until autovacuum first analyzes them, a minute or more into
+    the run. Measured that way, processing cost about twice what it costs on a database with a history
+    (docs/benchmarks.md, session 7).
+    """
+    from mcb.db.engine import make_engine
+    from mcb.ingest.worker import drain as drain_inbox
+
+    items = deliveries(count, keys, prefix="h_", seed=4, manychat_only=manychat_only)
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        for delivery in items:
+            source, event_type, payload, headers = stored_shape(delivery, keys)
+            conn.execute(
+                "INSERT INTO webhook_logs (tenant_id, source, event_type, payload, headers, status, inbox) "
+                "VALUES (%s, %s, %s, %s, %s, 'received', true)",
+                (TENANTS[delivery.tenant], source, event_type, Jsonb(payload), Jsonb(headers)),
+            )
+    admin_engine, app_engine = make_engine(url), make_engine(url, admin=False)
+    try:
+        counts = drain_inbox(admin_engine, app_engine)
+    finally:
+        admin_engine.dispose()
+        app_engine.dispose()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        # A server that has been running reuses its old WAL segments (each checkpoint renames the ones it no
+        # longer needs); a new cluster creates and zero-fills a 16 MB file whenever it needs another one, and
+        # every commit waiting for WAL to be flushed waits for that too: a stall of about 60 ms every few
+        # seconds at 500 webhooks/s. A checkpoint here leaves the history's segments for reuse, as they are
+        # on a production server. (Needs a superuser or pg_checkpoint on a --database-url server.)
+        with suppress(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CHECKPOINT")
+    return counts
+
+
+def checkpoint(url: str) -> None:
+    """A checkpoint before a measured phase, so that the phase reuses the WAL segments the one before it
+    wrote instead of creating new ones (see seed_history), as a running server's steady state does. On a
+    --database-url server without the right to checkpoint, nothing happens (wal_files_created says so)."""
+    with psycopg.connect(url, autocommit=True) as conn, suppress(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CHECKPOINT")
+
+
+def wal_files(url: str) -> int | None:
+    """How many files pg_wal holds (None when this role may not list it): the files a phase adds are WAL
+    segments PostgreSQL had to create and zero-fill, each a stall for the commits waiting on WAL."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            row = conn.execute("SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'").fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            return None
+    return int(row[0]) if row else None
+
+
+@contextmanager
+def counting_wal(url: str, phase: Phase | Ceiling) -> Iterator[None]:
+    checkpoint(url)
+    before = wal_files(url)
+    yield
+    after = wal_files(url)
+    phase.wal_files_created = after - before if before is not None and after is not None else None
 
 
 # ============================================================================================ the ceiling
@@ -868,6 +955,8 @@ def end_to_end(url: str, ids: list[int], phase: Phase) -> None:
     phase.processed_statuses = dict(Counter(r[0] for r in rows))
     done = [r for r in rows if r[1] is not None]
     phase.e2e = Latency.of([max(0.0, r[1]) for r in done])
+    finishes = len({r[2] for r in done})
+    phase.rows_per_finish = round(len(done) / finishes, 1) if finishes else 0.0
     if len(done) > 1:
         span = max(r[2] for r in done) - min(r[2] for r in done)
         phase.worker_rows_per_s = round(len(done) / span, 1) if span > 0 else 0.0
@@ -963,12 +1052,13 @@ async def run_load(args: argparse.Namespace, report: Report, url: str, port: int
     burst = report.burst
     items = deliveries(args.requests, keys, prefix="b_", seed=2, manychat_only=args.manychat_only)
     console.print(f"[bold]burst[/bold]: {len(items):,} requests, concurrency {args.concurrency}")
-    with meter.measure() as burst.cpu:
-        running = await closed_loop(port, args.client, items, keys, args.concurrency, args.max_seconds, burst,
-                                    args.poll_interval)
-    console.print(f"  acked {burst.acked:,} in {burst.seconds:.1f} s ({burst.acked_per_s:,.0f}/s, p99 "
-                  f"{burst.ack.p99_ms:.1f} ms); waiting for the worker to drain the inbox …")
-    await drain(port, burst, running, args.drain_timeout, console.print)
+    with counting_wal(url, burst):
+        with meter.measure() as burst.cpu:
+            running = await closed_loop(port, args.client, items, keys, args.concurrency, args.max_seconds, burst,
+                                        args.poll_interval)
+        console.print(f"  acked {burst.acked:,} in {burst.seconds:.1f} s ({burst.acked_per_s:,.0f}/s, p99 "
+                      f"{burst.ack.p99_ms:.1f} ms); waiting for the worker to drain the inbox …")
+        await drain(port, burst, running, args.drain_timeout, console.print)
     end_to_end(url, running.rec.ids, burst)
     console.print(f"  inbox empty {burst.lag.drained_after_load_s} s after the last ack; worker "
                   f"{burst.worker_rows_per_s:,.0f} rows/s")
@@ -977,11 +1067,12 @@ async def run_load(args: argparse.Namespace, report: Report, url: str, port: int
     items = deliveries(int(args.rate * args.rate_seconds), keys, prefix="r_", seed=3,
                        manychat_only=args.manychat_only)
     console.print(f"[bold]fixed rate[/bold]: {args.rate:.0f} req/s for {args.rate_seconds:.0f} s (open loop)")
-    with meter.measure() as fixed.cpu:
-        running = await open_loop(port, args.client, items, keys, args.rate, args.rate_connections, fixed,
-                                  args.poll_interval)
-    console.print(f"  acked {fixed.acked:,}, p99 {fixed.ack.p99_ms:.1f} ms; waiting for the worker …")
-    await drain(port, fixed, running, args.drain_timeout, console.print)
+    with counting_wal(url, fixed):
+        with meter.measure() as fixed.cpu:
+            running = await open_loop(port, args.client, items, keys, args.rate, args.rate_connections, fixed,
+                                      args.poll_interval)
+        console.print(f"  acked {fixed.acked:,}, p99 {fixed.ack.p99_ms:.1f} ms; waiting for the worker …")
+        await drain(port, fixed, running, args.drain_timeout, console.print)
     end_to_end(url, running.rec.ids, fixed)
 
 
@@ -1000,13 +1091,20 @@ def run(args: argparse.Namespace, console: Console) -> Report:
             url, ceiling_url = prepare_database(db, home, keys)
             report.machine = machine_facts(db, args.client)
             meter = CpuMeter([], db.postmaster_pid())
+            if args.history:
+                console.print(f"[bold]history[/bold]: {args.history:,} deliveries processed before the load, "
+                              "then VACUUM ANALYZE and CHECKPOINT …")
+                started = time.monotonic()
+                report.history = seed_history(url, keys, args.history, manychat_only=args.manychat_only)
+                console.print(f"  {report.history} in {time.monotonic() - started:.1f} s")
 
             console.print(f"[bold]ceiling[/bold]: {args.requests:,} × INSERT+COMMIT on {args.concurrency} "
                           "psycopg connections")
             items = deliveries(args.requests, keys, prefix="c_", seed=2, manychat_only=args.manychat_only)
-            with meter.measure() as report.ceiling.cpu:
+            with counting_wal(url, report.ceiling), meter.measure() as report.ceiling.cpu:
                 found = asyncio.run(ceiling_run(ceiling_url, items, keys, args.concurrency, args.max_seconds))
-            found.cpu, report.ceiling = report.ceiling.cpu, found
+            found.cpu, found.wal_files_created, report.ceiling = (report.ceiling.cpu, report.ceiling.wal_files_created,
+                                                                  found)
             console.print(f"  {found.rows_per_s:,.0f} rows/s")
             if args.pgbench:
                 found.pgbench_tps, found.pgbench_note = pgbench_run(ceiling_url, items, keys, args.concurrency)
@@ -1018,7 +1116,7 @@ def run(args: argparse.Namespace, console: Console) -> Report:
                              else "") + " …")
             proc, port = start_serve(url, home, args.workers, args.processes, home / "serve.log")
             workers = start_workers(url, home, args.worker_processes, args.worker_nice)
-            meter.serve_pids = [proc.pid] + [w.pid for w in workers]
+            meter.serve_pids, meter.worker_pids = [proc.pid], [w.pid for w in workers]
             asyncio.run(run_load(args, report, url, port, keys, meter, console))
             report.serve = {"alive_at_end": proc.poll() is None,
                             "log_tail": (home / "serve.log").read_text(errors="replace")[-1500:]}
@@ -1078,12 +1176,15 @@ def show(report: Report, console: Console) -> None:
         ("end-to-end p50 / p99 / max s", both(lambda p: f"{p.e2e.p50_ms / 1000:.2f} / {p.e2e.p99_ms / 1000:.2f} / {p.e2e.max_ms / 1000:.2f}"
                                               + ("" if p.e2e.count == p.acked else f" ({p.e2e.count:,} of {p.acked:,} processed)"))),
         ("inbox commits (rows per commit)", both(lambda p: f"{p.inbox_commits:,} ({p.rows_per_commit:.1f})")),
-        ("worker rows/s", both(lambda p: f"{p.worker_rows_per_s:,.0f}")),
+        ("worker rows/s (rows per status UPDATE)", both(lambda p: f"{p.worker_rows_per_s:,.0f} ({p.rows_per_finish:.1f})")),
         ("final statuses", both(lambda p: ", ".join(f"{k}: {v:,}" for k, v in sorted(p.processed_statuses.items())) or "-")),
         ("inbox max pending / oldest s", both(lambda p: f"{p.lag.max_pending:,} / {p.lag.max_oldest_s:.1f}")),
         ("pending when load ended", both(lambda p: f"{p.lag.pending_at_load_end:,}")),
         ("empty again after", both(lambda p: f"{p.lag.drained_after_load_s:.1f} s" if p.lag.drained else "NOT drained")),
-        ("CPU s: client / serve / postgres (wall)", both(lambda p: f"{p.cpu.client_s:.1f} / {p.cpu.serve_s:.1f} / {p.cpu.postgres_s:.1f} ({p.cpu.wall_s:.1f})")),
+        ("WAL files created (each a stall)", both(lambda p: "-" if p.wal_files_created is None else f"{p.wal_files_created}")),
+        ("CPU s: client / serve / workers / postgres (wall)",
+         both(lambda p: f"{p.cpu.client_s:.1f} / {p.cpu.serve_s:.1f} / {p.cpu.workers_s:.1f} / {p.cpu.postgres_s:.1f} "
+                        f"({p.cpu.wall_s:.1f})")),
     ]
     for label, values in rows:
         table.add_row(label, *values)
@@ -1133,12 +1234,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=None,
                         help="a PostgreSQL server to use instead of a throwaway embedded one (its admin URL; "
                         "databases mcb_bench_ingest and mcb_bench_ceiling are created and dropped)")
+    parser.add_argument("--history", type=int, default=20_000,
+                        help="deliveries processed before mcb serve starts (then VACUUM ANALYZE and a CHECKPOINT), "
+                        "so that it runs on a database with a history, as in production; 0: on a new, empty one")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     args = parser.parse_args(argv)
     if args.workers < 0 or args.worker_processes < 0:
         parser.error("--workers and --worker-processes cannot be negative")
     if args.processes is not None and args.processes < 1:
         parser.error("--processes must be at least 1")
+    if args.history < 0:
+        parser.error("--history cannot be negative")
     if args.requests < 1 or args.concurrency < 1 or args.rate <= 0 or args.rate_seconds <= 0:
         parser.error("--requests, --concurrency, --rate and --rate-seconds must be positive")
     if args.requests > 1_000_000 or args.rate * args.rate_seconds > 1_000_000:
