@@ -137,6 +137,12 @@ def test_backup_and_restore_round_trip(legacy_url: str, cli_env: dict[str, str],
         assert conn.execute("SELECT count(*) FROM webhook_logs").fetchone() == (10,)
         assert conn.execute("SELECT count(*) FROM contacts").fetchone() == (53,)
         assert conn.execute("SELECT to_regclass('public.scratch_after_backup')").fetchone() == (None,)
+        # The restored tables were analyzed in the restore's transaction: they have column statistics (a dump
+        # carries none, and the server's autovacuum would take its time).
+        analyzed = {r[0] for r in conn.execute(
+            "SELECT DISTINCT tablename::text FROM pg_stats WHERE schemaname = 'public' "
+            "AND tablename IN ('contacts', 'payments', 'webhook_logs', 'funnel_events')").fetchall()}
+    assert analyzed == {"contacts", "payments", "webhook_logs", "funnel_events"}
     verify = mcb(cli_env, "db", "verify", url=legacy_url)
     assert verify.returncode == 0, verify.stdout
 

@@ -130,6 +130,10 @@ def restore(url: str, dump: Path) -> None:
 
     The dump is turned into SQL by pg_restore and run by psql with ``--single-transaction`` after a
     statement that drops what the public schema holds now: either all of it lands or none of it does.
+    The same transaction then analyzes every table of the schema: the restored tables are new, and a
+    dump carries no column statistics, so until autovacuum got to them the planner would guess every
+    selectivity (how many contacts share an e-mail, how rare an event type is) on the database an
+    operator has just restored in a hurry.
     """
     dump = dump.expanduser().resolve()
     if not dump.is_file():
@@ -146,7 +150,7 @@ def restore(url: str, dump: Path) -> None:
         lines = [ln for ln in script.stderr.decode(errors="replace").splitlines() if ln.strip()]
         raise UserError(f"{dump} is not a readable MCB backup: {lines[0] if lines else 'pg_restore failed'}")
     body = _strip_unsupported_settings(script.stdout)
-    sql = CLEAR_PUBLIC_SQL.encode() + b"\n" + body
+    sql = CLEAR_PUBLIC_SQL.encode() + b"\n" + body + b"\n" + ANALYZE_PUBLIC_SQL.encode()
     _run(
         [str(psql), "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1",
          "--dbname", conninfo, "--file", "-"],
@@ -155,6 +159,13 @@ def restore(url: str, dump: Path) -> None:
         url,
         stdin=sql,
     )
+
+
+# psql's \gexec runs each statement the query returns, here inside the restore's one transaction.
+ANALYZE_PUBLIC_SQL = """
+SELECT format('ANALYZE public.%I', tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename
+\\gexec
+"""
 
 
 def _strip_unsupported_settings(script: bytes) -> bytes:
