@@ -16,8 +16,9 @@ and every stage count made its (stage, contact) pairs distinct by hashing every 
   ``contacts`` recounts an address's owners whenever a contact takes it or leaves it, under a
   transaction-scoped advisory lock that the address hashes to (one of 64), so two writers of the same
   address cannot both miss each other. The existing shared addresses are found with one read of the
-  contacts and each recounted the same way, 200 to a transaction (a transaction holds its address locks
-  until it commits, and the original application's writes of those addresses wait for it).
+  contacts and each recounted the same way, in transactions of about 20 ms at most (a transaction holds
+  its address locks until it commits, and the original application's writes of those addresses wait for
+  it).
 - The leads' range index is replaced by one that also carries the identity columns, so the checks read
   the index alone.
 - ``contact_emails`` gets an index on (tenant_id, contact_id): 0014's trigger deletes a contact's old
@@ -180,9 +181,12 @@ SHARED_CANDIDATES = """
 SELECT tenant_id, lower(email_primary) FROM contacts WHERE email_primary IS NOT NULL
 GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2
 """
-SHARED_CHUNK = 200
-"""Addresses recounted per transaction: each holds its address locks until it commits, so a chunk is kept
-to a few milliseconds (the original application's writes of those addresses wait for it)."""
+SHARED_TRANSACTION_SECONDS = 0.02
+"""How long one transaction of the fill goes on recounting addresses before it commits. Each recount takes
+the advisory lock of its address (one of 64) until the transaction ends, and the original application's
+write of a contact whose primary address hashes to a held lock waits for it: with 200 addresses to a
+transaction, at 1M contacts, that wait was 1.2 s (docs/benchmarks.md, migration, session 7). A recount of an
+address that many contacts carry takes milliseconds, so the budget is time, not a number of addresses."""
 
 
 def _fill_shared_emails() -> None:
@@ -193,11 +197,16 @@ def _fill_shared_emails() -> None:
     started = time.monotonic()
     candidates = online.query(SHARED_CANDIDATES)
     conn = online.raw()
-    for start in range(0, len(candidates), SHARED_CHUNK):
-        chunk = candidates[start:start + SHARED_CHUNK]
+    done = 0
+    while done < len(candidates):
         with conn.transaction():
-            conn.execute("SELECT count(mcb_refresh_shared_email(t, a)) FROM unnest(%s::uuid[], %s::text[]) AS x(t, a)",
-                         ([row[0] for row in chunk], [row[1] for row in chunk]))
+            began = time.monotonic()
+            while done < len(candidates):
+                tenant_id, address = candidates[done]
+                conn.execute("SELECT mcb_refresh_shared_email(%s::uuid, %s::text)", (tenant_id, address))
+                done += 1
+                if time.monotonic() - began >= SHARED_TRANSACTION_SECONDS:
+                    break
     online.reporter().step_done(f"shared_emails: {len(candidates)} addresses shared today",
                                 time.monotonic() - started)
 
