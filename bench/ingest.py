@@ -555,7 +555,7 @@ def prepare_database(db: Database, home: Path, keys: Secrets) -> tuple[str, str]
 
 def seed_history(url: str, keys: Secrets, count: int, *, manychat_only: bool) -> dict[str, int]:
     """The tenants' history before the measured phases: ``count`` deliveries stored as the server stores
-    them and processed by the worker's own code in this process, then ``VACUUM ANALYZE``.
+    them and processed by the worker's own code in this process, then ``VACUUM ANALYZE`` and a checkpoint.
 
     A production database is not empty, and an empty one is not just smaller: PostgreSQL plans the
     foreign-key checks and the trigger functions' statements once per session and keeps the plan until
@@ -567,15 +567,7 @@ def seed_history(url: str, keys: Secrets, count: int, *, manychat_only: bool) ->
     from mcb.db.engine import make_engine
     from mcb.ingest.worker import drain as drain_inbox
 
-    items = deliveries(count, keys, prefix="h_", seed=4, manychat_only=manychat_only)
-    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-        for delivery in items:
-            source, event_type, payload, headers = stored_shape(delivery, keys)
-            conn.execute(
-                "INSERT INTO webhook_logs (tenant_id, source, event_type, payload, headers, status, inbox) "
-                "VALUES (%s, %s, %s, %s, %s, 'received', true)",
-                (TENANTS[delivery.tenant], source, event_type, Jsonb(payload), Jsonb(headers)),
-            )
+    store_deliveries(url, keys, deliveries(count, keys, prefix="h_", seed=4, manychat_only=manychat_only))
     admin_engine, app_engine = make_engine(url), make_engine(url, admin=False)
     try:
         counts = drain_inbox(admin_engine, app_engine)
@@ -584,20 +576,29 @@ def seed_history(url: str, keys: Secrets, count: int, *, manychat_only: bool) ->
         app_engine.dispose()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
-        # A server that has been running reuses its old WAL segments (each checkpoint renames the ones it no
-        # longer needs); a new cluster creates and zero-fills a 16 MB file whenever it needs another one, and
-        # every commit waiting for WAL to be flushed waits for that too: a stall of about 60 ms every few
-        # seconds at 500 webhooks/s. A checkpoint here leaves the history's segments for reuse, as they are
-        # on a production server. (Needs a superuser or pg_checkpoint on a --database-url server.)
-        with suppress(psycopg.errors.InsufficientPrivilege):
-            conn.execute("CHECKPOINT")
+    checkpoint(url)
     return counts
 
 
+def store_deliveries(url: str, keys: Secrets, items: list[Delivery]) -> None:
+    """Put deliveries in the inbox as mcb serve stores them (one transaction), for the worker to process."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        for delivery in items:
+            source, event_type, payload, headers = stored_shape(delivery, keys)
+            conn.execute(
+                "INSERT INTO webhook_logs (tenant_id, source, event_type, payload, headers, status, inbox) "
+                "VALUES (%s, %s, %s, %s, %s, 'received', true)",
+                (TENANTS[delivery.tenant], source, event_type, Jsonb(payload), Jsonb(headers)),
+            )
+
+
 def checkpoint(url: str) -> None:
-    """A checkpoint before a measured phase, so that the phase reuses the WAL segments the one before it
-    wrote instead of creating new ones (see seed_history), as a running server's steady state does. On a
-    --database-url server without the right to checkpoint, nothing happens (wal_files_created says so)."""
+    """A checkpoint, so that what follows reuses the WAL segments written so far instead of creating new
+    ones, as a server that has been running does (each checkpoint renames the segments it no longer needs).
+    A new cluster creates and zero-fills a 16 MB file whenever it needs another one, and every commit
+    waiting for WAL to be flushed waits for that too: a stall of about 60 ms every few seconds at 500
+    webhooks/s. On a --database-url server without the right to checkpoint (a superuser or
+    pg_checkpoint), nothing happens (wal_files_created says so)."""
     with psycopg.connect(url, autocommit=True) as conn, suppress(psycopg.errors.InsufficientPrivilege):
         conn.execute("CHECKPOINT")
 

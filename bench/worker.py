@@ -7,9 +7,10 @@ What it does, in order:
    at the head revision and configures bench/ingest.py's two tenants. With ``--statements`` it loads
    ``pg_stat_statements`` (``track = all``), which takes a restart of the server.
 2. The history (``--history``, 3,000 by default): that many of bench/ingest.py's mixed deliveries stored
-   and processed, then ``VACUUM ANALYZE``, so that the measured sessions plan for tables with rows and
-   statistics, as in production. ``--history 0`` measures a new, empty database, whose sessions keep plans
-   made for empty tables (docs/benchmarks.md, ingestion, session 7).
+   and processed, then ``VACUUM ANALYZE`` and a checkpoint (bench/ingest.py's ``seed_history``), so that
+   the measured sessions plan for tables with rows and statistics, as in production. ``--history 0``
+   measures a new, empty database, whose sessions keep plans made for empty tables (docs/benchmarks.md,
+   ingestion, session 7).
 3. Stores ``--deliveries`` more (new people), then runs one ``drain`` in this process on new connections,
    ``--chunk`` rows per transaction (the worker's default 16).
 4. Prints deliveries/s, and the CPU per delivery of this process (the worker's Python) and of the
@@ -40,23 +41,16 @@ for entry in (ROOT, ROOT / "src"):
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 import psycopg  # noqa: E402
-from bench.ingest import TENANTS, Database, Secrets, deliveries, prepare_database, stored_shape  # noqa: E402
-from psycopg.types.json import Jsonb  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    Database,
+    Secrets,
+    deliveries,
+    prepare_database,
+    seed_history,
+    store_deliveries,
+)
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-
-
-def store(url: str, keys: Secrets, count: int, prefix: str, seed: int) -> None:
-    """``count`` mixed deliveries into the inbox, as mcb serve stores them."""
-    items = deliveries(count, keys, prefix=prefix, seed=seed, manychat_only=False)
-    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-        for delivery in items:
-            source, event_type, payload, headers = stored_shape(delivery, keys)
-            conn.execute(
-                "INSERT INTO webhook_logs (tenant_id, source, event_type, payload, headers, status, inbox) "
-                "VALUES (%s, %s, %s, %s, %s, 'received', true)",
-                (TENANTS[delivery.tenant], source, event_type, Jsonb(payload), Jsonb(headers)),
-            )
 
 
 def restart_with_statements(db: Database) -> None:
@@ -103,13 +97,9 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         url, _ = prepare_database(db, home, keys)
         result: dict[str, Any] = {"deliveries": args.deliveries, "history": args.history, "chunk": args.chunk}
         if args.history:
-            console.print(f"history: {args.history:,} deliveries processed, then VACUUM ANALYZE …")
-            store(url, keys, args.history, "h_", 4)
-            admin, app = make_engine(url), make_engine(url, admin=False)
-            drain(admin, app, chunk=args.chunk)
-            admin.dispose()
-            app.dispose()
-        store(url, keys, args.deliveries, "m_", 5)
+            console.print(f"history: {args.history:,} deliveries processed, then VACUUM ANALYZE and CHECKPOINT …")
+            seed_history(url, keys, args.history, manychat_only=False)
+        store_deliveries(url, keys, deliveries(args.deliveries, keys, prefix="m_", seed=5, manychat_only=False))
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             if args.statements:
@@ -174,7 +164,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      "PostgreSQL, on a database with a history (issue 4).")
     parser.add_argument("-n", "--deliveries", type=int, default=3_000, help="deliveries processed and measured")
     parser.add_argument("--history", type=int, default=3_000,
-                        help="deliveries processed before (then VACUUM ANALYZE); 0: a new, empty database")
+                        help="deliveries processed before (then VACUUM ANALYZE and a checkpoint); 0: a new, empty database")
     parser.add_argument("--chunk", type=int, default=16, help="rows per transaction (the worker's CHUNK is 16)")
     parser.add_argument("--statements", action="store_true",
                         help="load pg_stat_statements and list the statements that took the most time")
