@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-import threading
+import time
 from datetime import datetime
 from typing import Annotated
 
@@ -129,10 +129,12 @@ def tail(
     since_id: int | None = None
     # Ctrl-C only asks the loop to stop: raised at an arbitrary point (inside a query, or while the session
     # returns its connection to the pool) KeyboardInterrupt could leave the process hanging on its way out.
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # The handler only flips a flag: it runs in this same thread, between any two bytecodes, so it must take
+    # no lock (a threading.Event's set() deadlocks when the signal lands while wait() holds that lock).
+    stop: list[bool] = []
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     try:
-        while not stop.is_set():
+        while not stop:
             with tenant_session(app_engine, t.id) as conn:
                 if since_id is None:  # the first poll: the last few rows, and where "new" starts
                     rows = conn.execute(text(f"{TAIL_SELECT} WHERE inbox ORDER BY id DESC LIMIT :n"),
@@ -149,7 +151,9 @@ def tail(
                               markup=False, highlight=False)
                 (pending.add if row[4] in WAITING else pending.discard)(row[0])
             since_id = max([since_id or 0, *(r[0] for r in rows)])
-            stop.wait(interval)
+            deadline = time.monotonic() + interval
+            while not stop and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, 0.1))
     finally:
         signal.signal(signal.SIGINT, previous)
 
