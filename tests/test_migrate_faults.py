@@ -100,8 +100,11 @@ def test_kill_9_at_any_point_then_rerun_finishes_with_data_unchanged(
 
 
 def test_original_application_keeps_writing_during_the_upgrade(legacy_url: str, settings: Settings) -> None:
-    """The original app inserts without tenant_id, all the time; none of its writes may fail or be lost."""
+    """The original app inserts without tenant_id, all the time, and rewrites existing contacts (which moves
+    them between pages under 0005's walk); none of its writes may fail or be lost."""
     fill_legacy(legacy_url, contacts=20_000, payments=5_000, webhook_logs=5_000, ads=20, insights_per_ad=5)
+    with psycopg.connect(legacy_url) as conn:
+        existing = [r[0] for r in conn.execute("SELECT id FROM contacts ORDER BY random() LIMIT 5000")]
     stop = threading.Event()
     failures: list[str] = []
     written: list[str] = []
@@ -125,6 +128,9 @@ def test_original_application_keeps_writing_during_the_upgrade(legacy_url: str, 
                         "VALUES ('manychat', 'contact_created', %s, '{}', 'received')",
                         (mc_id,),
                     )
+                    # A longer value than the page has room for: the new version goes to another page.
+                    conn.execute("UPDATE contacts SET lead_summary = repeat('rewritten ', 60) WHERE id = %s",
+                                 (existing[n % len(existing)],))
                     written.append(mc_id)
                 except Exception as exc:
                     failures.append(f"{type(exc).__name__}: {exc}")
@@ -154,6 +160,14 @@ def test_original_application_keeps_writing_during_the_upgrade(legacy_url: str, 
         ).fetchone()[0]  # type: ignore[index]
     assert rows == [(PPCU, len(written))]
     assert logs == len(written)
+    with psycopg.connect(legacy_url) as conn:
+        leads = conn.execute(
+            "SELECT count(*), count(DISTINCT contact_id) FROM funnel_events "
+            "WHERE event_type IN ('contact_subscribed', 'contact_created') AND created_by = 'migration'"
+        ).fetchone()
+        rewritten = conn.execute("SELECT count(*) FROM contacts WHERE lead_summary LIKE 'rewritten %%'").fetchone()
+    assert leads is not None and leads[0] == leads[1] >= 20_003
+    assert rewritten is not None and rewritten[0] > 20
 
 
 def test_a_second_upgrade_waits_for_the_first(legacy_url: str, cli_env: dict[str, str]) -> None:

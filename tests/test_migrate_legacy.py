@@ -273,3 +273,61 @@ def test_migration_log_records_each_step(legacy_url: str, settings: Settings) ->
     steps = _fetch(legacy_url, "SELECT detail->'steps' FROM mcb_migration_log WHERE revision = '0004' "
                                "AND action = 'upgrade'")[0][0]
     assert "contacts: build index contacts_tenant_id_mc_id_key" in steps
+
+
+def _upgrade_to(url: str, target: str) -> None:
+    """Alembic alone up to ``target`` (the runner always goes to head)."""
+    from alembic import command
+
+    from mcb.migrate import ledger
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            ledger.ensure_ledger(conn)
+            command.stamp(runner.alembic_config(conn), runner.BASE_REVISION)
+            conn.commit()
+            command.upgrade(runner.alembic_config(conn), target)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+def test_an_event_backfill_an_earlier_version_began_by_key_is_finished_by_key(
+    legacy_url: str, settings: Settings
+) -> None:
+    """0005 once walked the contacts in key order. A pass such a version left half done resumes from its
+    saved key: the contacts before it keep their events, the others get theirs, none twice (a contact's
+    events written twice would also fail the unique key 0005 builds at the end)."""
+    import importlib.util
+
+    fill_legacy(legacy_url, contacts=300, payments=0, webhook_logs=0, ads=0, insights_per_ad=0)
+    _upgrade_to(legacy_url, "0004")
+    path = Path(runner.__file__).parent.parent / "migrations" / "versions" / "0005_funnel_events.py"
+    spec = importlib.util.spec_from_file_location("revision_0005", path)
+    assert spec is not None and spec.loader is not None
+    r0005 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(r0005)
+    with psycopg.connect(legacy_url, autocommit=True) as conn:
+        cursor = conn.execute("SELECT id::text FROM contacts ORDER BY id OFFSET 150 LIMIT 1").fetchone()[0]  # type: ignore[index]
+        conn.execute(r0005.CREATE_TABLE.encode())
+        written = conn.execute(r0005.BY_KEY, {"lo": None, "hi": cursor}).rowcount
+        conn.execute("INSERT INTO mcb_backfill_state (name, cursor, rows_done) VALUES (%s, %s, %s)",
+                     (r0005.NAME, cursor, written))
+        before = conn.execute("SELECT id, source_event_id, created_at FROM funnel_events ORDER BY id").fetchall()
+    assert written > 150
+
+    result = _upgrade(legacy_url, settings, make_backup=False)
+    assert result.verification.passed
+    with psycopg.connect(legacy_url) as conn:
+        leads = conn.execute(
+            "SELECT count(*), count(DISTINCT contact_id), (SELECT count(*) FROM contacts) FROM funnel_events "
+            "WHERE event_type IN ('contact_subscribed', 'contact_created')"
+        ).fetchone()
+        kept = conn.execute("SELECT id, source_event_id, created_at FROM funnel_events WHERE id = ANY(%s) ORDER BY id",
+                            ([r[0] for r in before],)).fetchall()
+        state = conn.execute("SELECT cursor IS NULL OR cursor LIKE '%%-%%', finished_at IS NOT NULL "
+                             "FROM mcb_backfill_state WHERE name = %s", (r0005.NAME,)).fetchone()
+    assert leads is not None and leads[0] == leads[1] == leads[2] > 300
+    assert kept == before
+    assert state == (True, True)

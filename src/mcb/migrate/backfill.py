@@ -3,8 +3,15 @@ optionally several connections at once, each on its own part of the table with i
 
 Two ways through a table:
 
-- **by key** (:func:`run_keyset`): batches of ``batch_size`` rows in key order. Right for a backfill that
-  reads a table and writes another (0005, 0014): the batch is a key range, the key index finds it.
+- **by key** (:func:`run_keyset`): batches of ``batch_size`` rows in key order, for a backfill that reads
+  a table and writes another (0014, 0015): the batch is a key range, the key index finds it.
+- **by page, reading** (:func:`run_scan`): batches of pages in physical order, for a backfill that reads
+  a table and writes another (0005). A key range of a random key (a uuid) is scattered over the whole
+  table, so with the table larger than the buffer cache nearly every row read is a miss; a page range is
+  read once, in order. A row the application updates moves to another page, perhaps one the walk has yet
+  to visit, so the walk takes only row versions created before it began (their ``xmin`` precedes the
+  horizon it recorded then): each row is read at most once, and the rows it left (new, or rewritten
+  meanwhile) are the sweep's.
 - **by page** (:func:`run_pages`): an ``UPDATE`` of every row of a full table, walked in physical order
   a few rows of each page at a time (0006). The first rows updated on a page move to another page, as
   there is no room for them; once that transaction has committed, the next statement that reads the page
@@ -296,9 +303,26 @@ class Keys:
         row = conn.execute(
             f"SELECT count(*) FROM {self.table} WHERE ({self.where}) AND (%(lo)s::{t} IS NULL OR {self.key} > %(lo)s::{t}) "
             f"AND (%(hi)s::{t} IS NULL OR {self.key} <= %(hi)s::{t})",
-            {"lo": lo, "hi": hi},
+            {"lo": lo, "hi": hi}, prepare=False,
         ).fetchone()
         return int(row[0]) if row else 0
+
+    @property
+    def probe_sql(self) -> str:
+        """The key ``%(skip)s`` rows past ``%(lo)s`` (not past ``%(end)s``): where the next batch ends.
+
+        It must read only those rows, from the key's index. The output column gets a name of its own and
+        the ORDER BY names the table's column: with ``SELECT id::text ... ORDER BY id`` PostgreSQL orders
+        by the output column, the text, which sorted every row past ``%(lo)s`` on every batch (O(n²) over
+        the pass: 18 s of a 1M-contact pass went to it).
+        """
+        t = self.key_type
+        return (
+            f"SELECT {self.table}.{self.key}::text AS batch_end FROM {self.table} WHERE ({self.where}) "
+            f"AND (%(lo)s::{t} IS NULL OR {self.table}.{self.key} > %(lo)s::{t}) "
+            f"AND (%(end)s::{t} IS NULL OR {self.table}.{self.key} <= %(end)s::{t}) "
+            f"ORDER BY {self.table}.{self.key} OFFSET %(skip)s LIMIT 1"
+        )
 
 
 def run_keyset(conn: Conn, spec: Backfill, keys: Keys, *, jobs: int, unit: str) -> None:
@@ -314,23 +338,20 @@ def run_keyset(conn: Conn, spec: Backfill, keys: Keys, *, jobs: int, unit: str) 
         keys.count(conn, p.lo, p.hi) if p.finished else keys.count(conn, p.lo, p.cursor) if p.cursor else 0
         for p in parts
     )
-    t = keys.key_type
-    probe = (
-        f"SELECT {keys.key}::text FROM {keys.table} WHERE ({keys.where}) "
-        f"AND (%(lo)s::{t} IS NULL OR {keys.key} > %(lo)s::{t}) AND (%(end)s::{t} IS NULL OR {keys.key} <= %(end)s::{t}) "
-        f"ORDER BY {keys.key} OFFSET %(skip)s LIMIT 1"
-    )
 
+    # Never prepared (prepare=False): a prepared statement's generic plan cannot turn "lo IS NULL OR key > lo"
+    # into an index range, so from the sixth batch on each probe and batch could read the table from its start.
     def work(c: Conn, part: Part) -> None:
         lo = part.cursor if part.cursor is not None else part.lo
         while not spec.stop.is_set():
-            row = c.execute(probe, {"lo": lo, "end": part.hi, "skip": spec.batch_size - 1}).fetchone()
+            row = c.execute(keys.probe_sql, {"lo": lo, "end": part.hi, "skip": spec.batch_size - 1},
+                            prepare=False).fetchone()
             last = row is None
             hi = part.hi if row is None else str(row[0])
             scanned = keys.count(c, lo, hi) if last else spec.batch_size
             with c.transaction():
                 spec.setup(c)
-                written = max(c.execute(keys.batch_sql, {"lo": lo, "hi": hi}).rowcount, 0)
+                written = max(c.execute(keys.batch_sql, {"lo": lo, "hi": hi}, prepare=False).rowcount, 0)
                 part.done += written
                 if last:
                     close_part(c, spec, part)
@@ -339,6 +360,110 @@ def run_keyset(conn: Conn, spec: Backfill, keys: Keys, *, jobs: int, unit: str) 
             if last:
                 return
             lo = hi
+
+    _run(conn, spec, parts, jobs, work, total, already, unit)
+
+
+# --------------------------------------------------------------------------------------------- by page, reading
+
+# The oldest transaction still running: every row version whose xmin precedes it was committed (or rolled
+# back) before this statement. A full (64-bit) id, kept with the walk's position.
+HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+@dataclass
+class Scan:
+    """A read of ``table`` in physical order: ``batch_sql`` has ``{rows}``, a condition on ``alias``, in its
+    WHERE, and writes elsewhere. It must be idempotent only if the walk may overlap work already done (a
+    table that already has the target's unique key); the walk itself reads each row version once."""
+
+    table: str
+    alias: str
+    batch_sql: str
+
+    def statement(self, rows: str) -> str:
+        return self.batch_sql.replace("{rows}", rows)
+
+    @property
+    def whole_table(self) -> str:
+        """The same statement over the whole table (what ``--dry-run`` prints)."""
+        return self.statement("TRUE").replace("%%", "%")
+
+
+def scan_position(cursor: str | None) -> tuple[int | None, int | None]:
+    """A page walk's saved position, ``<next page>:<horizon>``, as (page, horizon)."""
+    if cursor is None:
+        return None, None
+    page, _, horizon = cursor.partition(":")
+    if not (page.isdigit() and horizon.isdigit()):
+        raise ValueError(f"not the position of a page walk: {cursor!r}")
+    return int(page), int(horizon)
+
+
+def begun_by_key(conn: Conn, name: str) -> bool:
+    """Whether the backfill ``name`` has a pass in progress that walks by key (an earlier MCB's): a uuid
+    in its position or in its parts' bounds. Such a pass is finished the way it began."""
+    prefix = name + PART_SEPARATOR
+    conn.execute(LEDGER_DDL.encode())
+    row = conn.execute(
+        "SELECT count(*) FROM mcb_backfill_state WHERE finished_at IS NULL "
+        "AND ((name = %s AND cursor LIKE '%%-%%') OR (left(name, %s) = %s AND substr(name, %s) LIKE '%%-%%'))",
+        (name, len(prefix), prefix, len(prefix) + 1),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def run_scan(conn: Conn, spec: Backfill, scan: Scan, *, jobs: int, unit: str) -> None:
+    cursor, done, finished = claim(conn, spec.name)
+    if finished:
+        return
+    pages = relation_pages(conn, scan.table)
+    row = conn.execute(f"SELECT count(*) FROM {scan.table}").fetchone()
+    total = int(row[0]) if row else 0
+    bounds = page_bounds(pages, parts_for(total, jobs, spec.batch_size))
+    if len(bounds) > 1:  # rows on pages added later are all newer than the horizon: the sweep's
+        bounds[-1] = (bounds[-1][0], str(pages))
+    parts = parts_of(conn, spec.name, cursor, done, bounds)
+    # The horizon is fixed by the first batch that commits (it is saved with every position): recomputed
+    # on a resume, it would admit the new versions of rows that were read before the interruption.
+    horizons = {h for p in parts if (h := scan_position(p.cursor)[1]) is not None}
+    if len(horizons) > 1:
+        raise ValueError(f"the parts of backfill {spec.name} disagree on their horizon: {sorted(horizons)}")
+    got = conn.execute(HORIZON_SQL).fetchone() if not horizons else None
+    horizon = horizons.pop() if horizons else int(got[0]) if got else 0
+    already = sum(p.done for p in parts)
+    per_page = total / max(pages, 1)
+    step = max(1, int(spec.batch_size / max(per_page, 1e-9)))
+    a = scan.alias
+    # age() counts back from the current transaction modulo 2^32, so "older than the horizon" holds across
+    # a wraparound of the 32-bit ids; a frozen version whose raw xmin is more than 2^31 old reads as newer
+    # and is left to the sweep, never read twice.
+    batch_sql = scan.statement(
+        f"{a}.ctid >= %(lo)s::tid AND {a}.ctid < %(hi)s::tid AND age({a}.xmin) > age(%(horizon)s::text::xid)"
+    )
+
+    def work(c: Conn, part: Part) -> None:
+        page = scan_position(part.cursor)[0]
+        page = int(part.lo or 0) if page is None else page
+        end = int(part.hi) if part.hi is not None else relation_pages(c, scan.table)
+        while page < end and not spec.stop.is_set():
+            upto = min(page + step, end)
+            last = upto >= end
+            params = {"lo": f"({page},0)", "hi": f"({upto},0)", "horizon": str(horizon % 2**32)}
+            with c.transaction():
+                spec.setup(c)
+                written = max(c.execute(batch_sql, params, prepare=False).rowcount, 0)
+                part.done += written
+                if last:
+                    close_part(c, spec, part)
+                spec.save(c, part, f"{upto}:{horizon}", last)
+            spec.report(round((upto - page) * per_page), written)
+            page = upto
+        if page >= end and not part.finished:  # an empty part (or table): nothing to read, still finished
+            with c.transaction():
+                spec.setup(c)
+                close_part(c, spec, part)
+                spec.save(c, part, f"{page}:{horizon}", True)
 
     _run(conn, spec, parts, jobs, work, total, already, unit)
 

@@ -514,6 +514,39 @@ def keyset_backfill(
     backfill.run_keyset(raw(), spec, keys, jobs=settings.backfill_jobs, unit=unit)
 
 
+def scan_backfill(
+    name: str,
+    *,
+    table: str,
+    alias: str,
+    batch_sql: str,
+    sweep_sql: str,
+    unit: str = "rows",
+    setup_sql: str | None = None,
+) -> None:
+    """Run ``batch_sql`` over ``table`` in physical order, a range of pages per transaction, resumably.
+
+    ``batch_sql`` reads ``table`` as ``alias`` with ``{rows}`` in its WHERE: the walk puts there the page
+    range of the batch and "this row version was committed before the walk began" (its xmin precedes the
+    horizon recorded with the position). So every row is read once even while the original application
+    updates rows and moves them between pages; the rows the walk leaves (inserted or rewritten since it
+    began) are ``sweep_sql``'s, one statement at the end that must select exactly the rows not yet done.
+    With ``settings.backfill_jobs`` above 1 the pages are cut into that many ranges, each on its own
+    connection. See :mod:`mcb.migrate.backfill`.
+    """
+    scan = backfill.Scan(table, alias, batch_sql)
+    if offline():
+        op.execute(scan.whole_table)
+        return
+    spec = backfill.Backfill(name, table, setup_sql, sweep_sql, settings.batch_size, reporter())
+    backfill.run_scan(raw(), spec, scan, jobs=settings.backfill_jobs, unit=unit)
+
+
+def backfill_begun_by_key(name: str) -> bool:
+    """Whether an earlier MCB began backfill ``name`` walking by key and did not finish it."""
+    return not offline() and backfill.begun_by_key(raw(), name)
+
+
 def page_backfill(
     name: str,
     *,

@@ -6,7 +6,8 @@ Every contact gets a lead event (``contact_subscribed`` when ManyChat dated it, 
 R-28). The qualification answers are stored under semantic names (R-16): q1/q2 swapped meaning twice in
 the original, so the one that reads like a duration ("3 months", "6 weeks") is ``months_postpartum`` and
 the other ``symptoms``; the raw values stay alongside as ``legacy_q1_question`` / ``legacy_q2_question``.
-The contacts table is only read. The table gets its keys, indexes and foreign keys after the backfill.
+The contacts table is only read, in physical order (``online.scan_backfill``). The table gets its keys,
+indexes and foreign keys after the backfill.
 
 Revision ID: 0005
 Revises: 0004
@@ -80,14 +81,18 @@ CROSS JOIN LATERAL (VALUES
 WHERE e.ts IS NOT NULL AND {{where}}
 """
 
-# While the table is private to this revision it has no keys: the cursor, saved in the batch's own
-# transaction, is what makes every contact's events written exactly once. Should the table already carry
-# its unique key (a database that was upgraded by an earlier MCB), conflicts are skipped instead.
+# While the table is private to this revision it has no keys: the walk, whose position is saved in the
+# batch's own transaction and which reads each contact row version once, is what makes every contact's
+# events written exactly once. Should the table already carry its unique key (a database that was upgraded
+# by an earlier MCB), conflicts are skipped instead.
 ON_CONFLICT = "ON CONFLICT (tenant_id, source, source_event_id) DO NOTHING"
+BY_PAGE = BACKFILL_TEMPLATE.replace("{where}", "{rows}")
+# The walk by key of earlier versions: a pass one of them began is finished that way.
 RANGE = "(%(lo)s::uuid IS NULL OR c.id > %(lo)s::uuid) AND (%(hi)s::uuid IS NULL OR c.id <= %(hi)s::uuid)"
-BACKFILL = BACKFILL_TEMPLATE.replace("{where}", RANGE) + ON_CONFLICT
+BY_KEY = BACKFILL_TEMPLATE.replace("{where}", RANGE)
+NAME = "funnel_events_from_contacts"
 
-# Contacts the original application inserted behind the cursor while the pass ran have no event yet.
+# The contacts the walk left: inserted, or rewritten, by the original application since the walk began.
 SWEEP = BACKFILL_TEMPLATE.replace(
     "{where}", "NOT EXISTS (SELECT 1 FROM funnel_events f WHERE f.tenant_id = c.tenant_id AND f.contact_id = c.id)"
 )
@@ -101,39 +106,38 @@ INDEXES: tuple[tuple[str, str], ...] = (
 )
 
 
+CREATE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS funnel_events (
+    id UUID NOT NULL DEFAULT gen_random_uuid(),
+    tenant_id UUID NOT NULL,
+    contact_id UUID NOT NULL,
+    event_type TEXT NOT NULL,
+    event_timestamp TIMESTAMPTZ NOT NULL,
+    source TEXT NOT NULL,
+    source_event_id TEXT NOT NULL,
+    event_data JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+    contact_snapshot JSONB,
+    tags JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    created_by TEXT NOT NULL DEFAULT 'system',
+    CONSTRAINT funnel_events_event_type_check CHECK (event_type IN ({in_list(EVENT_TYPES)})),
+    CONSTRAINT funnel_events_source_check CHECK (source IN ({in_list(EVENT_SOURCES)}))
+)
+"""
+
+
 def upgrade() -> None:
     with online.steps():
-        online.execute(
-            f"""
-            CREATE TABLE IF NOT EXISTS funnel_events (
-                id UUID NOT NULL DEFAULT gen_random_uuid(),
-                tenant_id UUID NOT NULL,
-                contact_id UUID NOT NULL,
-                event_type TEXT NOT NULL,
-                event_timestamp TIMESTAMPTZ NOT NULL,
-                source TEXT NOT NULL,
-                source_event_id TEXT NOT NULL,
-                event_data JSONB NOT NULL DEFAULT '{{}}'::jsonb,
-                contact_snapshot JSONB,
-                tags JSONB NOT NULL DEFAULT '{{}}'::jsonb,
-                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-                created_by TEXT NOT NULL DEFAULT 'system',
-                CONSTRAINT funnel_events_event_type_check CHECK (event_type IN ({in_list(EVENT_TYPES)})),
-                CONSTRAINT funnel_events_source_check CHECK (source IN ({in_list(EVENT_SOURCES)}))
-            )
-            """,
-            step="create funnel_events",
-        )
-        keyed = online.constraint_exists("funnel_events", KEY)
-        online.keyset_backfill(
-            "funnel_events_from_contacts",
-            table="contacts",
-            key="id",
-            key_type="uuid",
-            batch_sql=BACKFILL if keyed else BACKFILL_TEMPLATE.replace("{where}", RANGE),
-            sweep_sql=SWEEP,
-            unit="contacts",
-        )
+        online.execute(CREATE_TABLE, step="create funnel_events")
+        on_conflict = ON_CONFLICT if online.constraint_exists("funnel_events", KEY) else ""
+        if online.backfill_begun_by_key(NAME):
+            online.keyset_backfill(NAME, table="contacts", key="id", key_type="uuid", batch_sql=BY_KEY + on_conflict,
+                                   sweep_sql=SWEEP, unit="contacts")
+        else:
+            # In physical order: the contacts' uuids are random, so a key range is scattered over the whole
+            # table, and at 1M contacts (more than the buffer cache) the walk by key read a quarter slower.
+            online.scan_backfill(NAME, table="contacts", alias="c", batch_sql=BY_PAGE + on_conflict,
+                                 sweep_sql=SWEEP, unit="contacts")
         # Keys and indexes are built once the rows are in (one sorted build each instead of millions of
         # random index inserts), plainly, as nothing else uses the table before this revision is done.
         online.add_unique("funnel_events", "funnel_events_pkey", ["id"], primary_key=True, private=True)
@@ -154,6 +158,6 @@ def downgrade() -> None:
     with online.steps():
         online.guard(guards.only_migration_events)
         online.execute(
-            "DROP TABLE IF EXISTS funnel_events;\n" + online.forget_backfill_sql("funnel_events_from_contacts"),
+            "DROP TABLE IF EXISTS funnel_events;\n" + online.forget_backfill_sql(NAME),
             step="drop funnel_events (it held only the backfill, which the contact columns still hold)",
         )
