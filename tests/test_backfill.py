@@ -385,7 +385,7 @@ def test_rows_moved_behind_the_walk_are_caught_by_the_sweep(wide: str, jobs: int
 # --------------------------------------------------------------------------------------------- by page, reading
 
 SCAN = "INSERT INTO dst SELECT w.id FROM wide w, (SELECT trip()) t WHERE {rows}"
-SCAN_SWEEP = "INSERT INTO dst SELECT w.id FROM wide w WHERE NOT EXISTS (SELECT 1 FROM dst d WHERE d.id = w.id)"
+SCAN_SWEEP = "INSERT INTO dst SELECT w.id FROM wide w WHERE {rows} AND NOT EXISTS (SELECT 1 FROM dst d WHERE d.id = w.id)"
 LONG_PAD = "(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 180) g)"
 
 
@@ -398,8 +398,8 @@ def _with_dst(url: str) -> str:
 
 def _run_scan(url: str, jobs: int, reporter: Reporter | None = None) -> None:
     with _connect(url) as conn:
-        spec = backfill.Backfill("copy", "wide", None, SCAN_SWEEP, 3_000, reporter or Reporter())
-        backfill.run_scan(conn, spec, backfill.Scan("wide", "w", SCAN), jobs=jobs, unit="rows")
+        spec = backfill.Backfill("copy", "wide", None, None, 3_000, reporter or Reporter())
+        backfill.run_scan(conn, spec, backfill.Scan("wide", "w", SCAN, SCAN_SWEEP), jobs=jobs, unit="rows")
 
 
 def _copied(url: str) -> tuple[int, int, int]:

@@ -78,6 +78,7 @@ class Backfill:
     batch_size: int
     reporter: Reporter
     stop: threading.Event = field(default_factory=threading.Event)
+    sweep_params: dict[str, Any] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _bar: Any = None
 
@@ -88,6 +89,14 @@ class Backfill:
     def setup(self, conn: Conn) -> None:
         if self.setup_sql:
             conn.execute(self.setup_sql.encode())
+
+    def sweep(self, conn: Conn) -> int:
+        """Run the sweep (in the caller's transaction); the rows it wrote."""
+        if not self.sweep_sql:
+            return 0
+        if self.sweep_params is None:
+            return max(conn.execute(self.sweep_sql.encode()).rowcount, 0)
+        return max(conn.execute(self.sweep_sql, self.sweep_params, prepare=False).rowcount, 0)
 
     def save(self, conn: Conn, part: Part, cursor: str | None, finished: bool) -> None:
         save_state(conn, part.state, cursor, part.done, finished)
@@ -253,8 +262,8 @@ def run_parts(
 
 def close_part(conn: Conn, spec: Backfill, part: Part) -> None:
     """In a part's last transaction: the sweep, when the part is the whole pass (the backfill's own row)."""
-    if part.state == spec.name and spec.sweep_sql:
-        part.done += max(conn.execute(spec.sweep_sql.encode()).rowcount, 0)
+    if part.state == spec.name:
+        part.done += spec.sweep(conn)
 
 
 def finish(conn: Conn, spec: Backfill, parts: list[Part]) -> int:
@@ -265,8 +274,7 @@ def finish(conn: Conn, spec: Backfill, parts: list[Part]) -> int:
     done = sum(p.done for p in parts)
     with conn.transaction():
         spec.setup(conn)
-        if spec.sweep_sql:
-            done += max(conn.execute(spec.sweep_sql.encode()).rowcount, 0)
+        done += spec.sweep(conn)
         conn.execute(
             "UPDATE mcb_backfill_state SET rows_done = %s, updated_at = now(), finished_at = now() WHERE name = %s",
             (done, spec.name),
@@ -375,14 +383,27 @@ HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 class Scan:
     """A read of ``table`` in physical order: ``batch_sql`` has ``{rows}``, a condition on ``alias``, in its
     WHERE, and writes elsewhere. It must be idempotent only if the walk may overlap work already done (a
-    table that already has the target's unique key); the walk itself reads each row version once."""
+    table that already has the target's unique key); the walk itself reads each row version once.
+
+    ``sweep_sql`` has ``{rows}`` too, where the walk puts "this row version is not older than the horizon":
+    every older one was read by the walk, so the sweep need only look at the rows written since it began
+    (at 1M contacts, an anti-join of the whole table with what the walk wrote took 1.9 s)."""
 
     table: str
     alias: str
     batch_sql: str
+    sweep_sql: str
 
     def statement(self, rows: str) -> str:
         return self.batch_sql.replace("{rows}", rows)
+
+    def older(self) -> str:
+        """This row version was committed before the walk began (its xmin precedes ``%(horizon)s``).
+
+        age() counts back from the current transaction modulo 2^32, so this holds across a wraparound of
+        the 32-bit ids; a frozen version whose raw xmin is more than 2^31 old reads as newer, and is left
+        to the sweep: never read twice."""
+        return f"age({self.alias}.xmin) > age(%(horizon)s::text::xid)"
 
     @property
     def whole_table(self) -> str:
@@ -435,12 +456,10 @@ def run_scan(conn: Conn, spec: Backfill, scan: Scan, *, jobs: int, unit: str) ->
     per_page = total / max(pages, 1)
     step = max(1, int(spec.batch_size / max(per_page, 1e-9)))
     a = scan.alias
-    # age() counts back from the current transaction modulo 2^32, so "older than the horizon" holds across
-    # a wraparound of the 32-bit ids; a frozen version whose raw xmin is more than 2^31 old reads as newer
-    # and is left to the sweep, never read twice.
-    batch_sql = scan.statement(
-        f"{a}.ctid >= %(lo)s::tid AND {a}.ctid < %(hi)s::tid AND age({a}.xmin) > age(%(horizon)s::text::xid)"
-    )
+    batch_sql = scan.statement(f"{a}.ctid >= %(lo)s::tid AND {a}.ctid < %(hi)s::tid AND {scan.older()}")
+    spec.sweep_sql = scan.sweep_sql.replace("{rows}", f"NOT ({scan.older()})")
+    horizon_param = {"horizon": str(horizon % 2**32)}
+    spec.sweep_params = horizon_param
 
     def work(c: Conn, part: Part) -> None:
         page = scan_position(part.cursor)[0]
@@ -449,7 +468,7 @@ def run_scan(conn: Conn, spec: Backfill, scan: Scan, *, jobs: int, unit: str) ->
         while page < end and not spec.stop.is_set():
             upto = min(page + step, end)
             last = upto >= end
-            params = {"lo": f"({page},0)", "hi": f"({upto},0)", "horizon": str(horizon % 2**32)}
+            params = {"lo": f"({page},0)", "hi": f"({upto},0)", **horizon_param}
             with c.transaction():
                 spec.setup(c)
                 written = max(c.execute(batch_sql, params, prepare=False).rowcount, 0)

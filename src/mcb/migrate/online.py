@@ -531,14 +531,16 @@ def scan_backfill(
     horizon recorded with the position). So every row is read once even while the original application
     updates rows and moves them between pages; the rows the walk leaves (inserted or rewritten since it
     began) are ``sweep_sql``'s, one statement at the end that must select exactly the rows not yet done.
+    It has ``{rows}`` in its WHERE too, where the walk puts "this row version is newer than the horizon":
+    the only rows it can have left.
     With ``settings.backfill_jobs`` above 1 the pages are cut into that many ranges, each on its own
     connection. See :mod:`mcb.migrate.backfill`.
     """
-    scan = backfill.Scan(table, alias, batch_sql)
+    scan = backfill.Scan(table, alias, batch_sql, sweep_sql)
     if offline():
         op.execute(scan.whole_table)
         return
-    spec = backfill.Backfill(name, table, setup_sql, sweep_sql, settings.batch_size, reporter())
+    spec = backfill.Backfill(name, table, setup_sql, None, settings.batch_size, reporter())
     backfill.run_scan(raw(), spec, scan, jobs=settings.backfill_jobs, unit=unit)
 
 

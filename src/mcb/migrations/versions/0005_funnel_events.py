@@ -92,10 +92,11 @@ RANGE = "(%(lo)s::uuid IS NULL OR c.id > %(lo)s::uuid) AND (%(hi)s::uuid IS NULL
 BY_KEY = BACKFILL_TEMPLATE.replace("{where}", RANGE)
 NAME = "funnel_events_from_contacts"
 
-# The contacts the walk left: inserted, or rewritten, by the original application since the walk began.
-SWEEP = BACKFILL_TEMPLATE.replace(
-    "{where}", "NOT EXISTS (SELECT 1 FROM funnel_events f WHERE f.tenant_id = c.tenant_id AND f.contact_id = c.id)"
-)
+# The contacts a walk left: inserted, or rewritten, by the original application since the walk began
+# (the walk by page puts "written since" in place of {rows}; the walk by key looks at every contact).
+NO_EVENTS = "NOT EXISTS (SELECT 1 FROM funnel_events f WHERE f.tenant_id = c.tenant_id AND f.contact_id = c.id)"
+SWEEP_BY_PAGE = BACKFILL_TEMPLATE.replace("{where}", "{rows} AND " + NO_EVENTS)
+SWEEP = BACKFILL_TEMPLATE.replace("{where}", NO_EVENTS)
 
 KEY = "funnel_events_tenant_id_source_source_event_id_key"
 
@@ -137,7 +138,7 @@ def upgrade() -> None:
             # In physical order: the contacts' uuids are random, so a key range is scattered over the whole
             # table, and at 1M contacts (more than the buffer cache) the walk by key read a quarter slower.
             online.scan_backfill(NAME, table="contacts", alias="c", batch_sql=BY_PAGE + on_conflict,
-                                 sweep_sql=SWEEP, unit="contacts")
+                                 sweep_sql=SWEEP_BY_PAGE, unit="contacts")
         # Keys and indexes are built once the rows are in (one sorted build each instead of millions of
         # random index inserts), plainly, as nothing else uses the table before this revision is done.
         online.add_unique("funnel_events", "funnel_events_pkey", ["id"], primary_key=True, private=True)
