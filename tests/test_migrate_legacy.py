@@ -269,10 +269,31 @@ def test_migration_log_records_each_step(legacy_url: str, settings: Settings) ->
     assert log[0] == ("backup", "0001", "done")
     assert log[1] == ("adopt", "0001", "done")
     assert [r[1] for r in log if r[0] == "upgrade"] == FORWARD
+    assert log[-2] == ("analyze", None, "done")
     assert log[-1] == ("verify", HEAD, "passed")
     steps = _fetch(legacy_url, "SELECT detail->'steps' FROM mcb_migration_log WHERE revision = '0004' "
                                "AND action = 'upgrade'")[0][0]
     assert "contacts: build index contacts_tenant_id_mc_id_key" in steps
+
+
+def test_the_upgrade_leaves_statistics_on_the_tables_it_filled_or_rewrote(legacy_url: str, settings: Settings) -> None:
+    """funnel_events (filled by 0005) and payments (every row rewritten by 0006) are analyzed before verify,
+    not a minute later by autovacuum; a table the upgrade left alone is not."""
+    fill_legacy(legacy_url, contacts=400, payments=300, webhook_logs=20, ads=2, insights_per_ad=2)
+    with psycopg.connect(legacy_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")  # as a live database would be: every table analyzed before the upgrade
+        conn.execute("SELECT pg_sleep(0.01)")
+        before = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+    _upgrade(legacy_url, settings)
+    analyzed = {r[0] for r in _fetch(legacy_url, "SELECT relname FROM pg_stat_user_tables WHERE last_analyze > %s",
+                                     (before,))}
+    assert {"funnel_events", "payments", "contact_leads"} <= analyzed
+    assert "meta_ads" not in analyzed and "tenants" not in analyzed
+    stats = {r[0] for r in _fetch(legacy_url, "SELECT attname FROM pg_stats WHERE tablename = 'funnel_events'")}
+    assert {"event_type", "contact_id", "event_timestamp"} <= stats
+    log = _fetch(legacy_url, "SELECT action, detail->'tables' FROM mcb_migration_log ORDER BY id")
+    assert [a for a, _ in log[-2:]] == ["analyze", "verify"]
+    assert "funnel_events" in log[-2][1]
 
 
 def _upgrade_to(url: str, target: str) -> None:
