@@ -35,13 +35,13 @@ def upgrade(
     backfill_jobs: Annotated[int | None, typer.Option(
         "--backfill-jobs", min=1, max=16,
         help="Connections each backfill uses at once, each on its own part of the table "
-             "(default: MCB_BACKFILL_JOBS, 2; the payment category walk always uses one). "
-             "An interrupted backfill resumes with the parts it had.")] = None,
+             "(default: MCB_BACKFILL_JOBS, 2). An interrupted backfill resumes with the parts it had.")] = None,
 ) -> None:
     """Bring the database to the head revision, online.
 
     Works on an empty database, on the original single-tenant database (recognised by its shape and
-    adopted), and on one whose previous upgrade was interrupted at any point.
+    adopted), and on one whose previous upgrade was interrupted at any point. Backs up a database that
+    holds rows first; afterwards analyzes the tables it filled or rewrote and runs the checks of verify.
     """
     url, engine = _connect()
     out.print(f"Database: {redact_url(url)}")
