@@ -469,3 +469,25 @@ def test_a_pass_begun_by_key_is_recognised(empty_url: str) -> None:
     assert backfill.scan_position(None) == (None, None)
     with pytest.raises(ValueError, match="not the position of a page walk"):
         backfill.scan_position("6f1b2c3d-0000-4000-8000-000000000000")
+
+
+def test_rows_committed_before_the_horizon_on_pages_added_after_the_parts_were_cut_are_read(wide: str) -> None:
+    """A pass cut into parts whose first batch failed keeps its parts, but takes its horizon when it resumes.
+    Rows committed in between on new pages are older than that horizon, so the sweep leaves them to the
+    walk: the last part must walk to the table's end as it is then, not as it was when the parts were cut."""
+    url = _with_dst(wide)
+    with _connect(url) as conn:
+        conn.execute("UPDATE trip SET remaining = 0")
+    with pytest.raises(psycopg.errors.RaiseException, match="tripped"):
+        _run_scan(url, jobs=2)
+    assert [r[1] for r in _state(url)] == [None, None, None]  # three rows: the pass, its two parts; no position
+    with _connect(url) as conn:
+        pages = int(conn.execute("SELECT pg_relation_size('wide') / 8192").fetchone()[0])  # type: ignore[index]
+        conn.execute(f"INSERT INTO wide (n, pad) SELECT g, repeat(md5(g::text), 6) "
+                     f"FROM generate_series({PAGE_ROWS} + 1, {PAGE_ROWS} + 300) g")
+        grown = int(conn.execute("SELECT pg_relation_size('wide') / 8192").fetchone()[0])  # type: ignore[index]
+        conn.execute("UPDATE trip SET remaining = 1000000")
+    assert grown > pages
+
+    _run_scan(url, jobs=2)
+    assert _copied(url) == (PAGE_ROWS + 300, PAGE_ROWS + 300, PAGE_ROWS + 300)

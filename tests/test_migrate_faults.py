@@ -148,7 +148,7 @@ def test_original_application_keeps_writing_during_the_upgrade(legacy_url: str, 
         stop.set()
         thread.join(timeout=10)
         engine.dispose()
-    assert result.verification.passed
+    assert result.verification.passed, [(c.name, c.detail) for c in result.verification.checks if not c.passed]
     assert failures == []
     assert len(written) > 20
     with psycopg.connect(legacy_url) as conn:

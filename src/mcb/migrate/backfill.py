@@ -438,20 +438,22 @@ def run_scan(conn: Conn, spec: Backfill, scan: Scan, *, jobs: int, unit: str) ->
     cursor, done, finished = claim(conn, spec.name)
     if finished:
         return
+    # A new horizon is taken before anything measures the table: a row version older than it was committed
+    # before, so it lies within the pages counted after. The last part has no end of its own for the same
+    # reason: it walks to the table's end as it is when the part starts (on a resume too, whose parts
+    # were cut by an earlier run, perhaps before the horizon it will use).
+    fresh = conn.execute(HORIZON_SQL).fetchone()
     pages = relation_pages(conn, scan.table)
     row = conn.execute(f"SELECT count(*) FROM {scan.table}").fetchone()
     total = int(row[0]) if row else 0
     bounds = page_bounds(pages, parts_for(total, jobs, spec.batch_size))
-    if len(bounds) > 1:  # rows on pages added later are all newer than the horizon: the sweep's
-        bounds[-1] = (bounds[-1][0], str(pages))
     parts = parts_of(conn, spec.name, cursor, done, bounds)
     # The horizon is fixed by the first batch that commits (it is saved with every position): recomputed
     # on a resume, it would admit the new versions of rows that were read before the interruption.
     horizons = {h for p in parts if (h := scan_position(p.cursor)[1]) is not None}
     if len(horizons) > 1:
         raise ValueError(f"the parts of backfill {spec.name} disagree on their horizon: {sorted(horizons)}")
-    got = conn.execute(HORIZON_SQL).fetchone() if not horizons else None
-    horizon = horizons.pop() if horizons else int(got[0]) if got else 0
+    horizon = horizons.pop() if horizons else int(fresh[0]) if fresh else 0
     already = sum(p.done for p in parts)
     per_page = total / max(pages, 1)
     step = max(1, int(spec.batch_size / max(per_page, 1e-9)))
