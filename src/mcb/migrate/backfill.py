@@ -467,7 +467,8 @@ def run_scan(conn: Conn, spec: Backfill, scan: Scan, *, jobs: int, unit: str) ->
         page = scan_position(part.cursor)[0]
         page = int(part.lo or 0) if page is None else page
         end = int(part.hi) if part.hi is not None else relation_pages(c, scan.table)
-        while page < end and not spec.stop.is_set():
+        # An empty part (or table) still gets its one, empty, last batch: that is what finishes it.
+        while not part.finished and not spec.stop.is_set():
             upto = min(page + step, end)
             last = upto >= end
             params = {"lo": f"({page},0)", "hi": f"({upto},0)", **horizon_param}
@@ -477,14 +478,9 @@ def run_scan(conn: Conn, spec: Backfill, scan: Scan, *, jobs: int, unit: str) ->
                 part.done += written
                 if last:
                     close_part(c, spec, part)
-                spec.save(c, part, f"{upto}:{horizon}", last)
-            spec.report(round((upto - page) * per_page), written)
+                spec.save(c, part, f"{max(upto, page)}:{horizon}", last)
+            spec.report(max(round((upto - page) * per_page), 0), written)
             page = upto
-        if page >= end and not part.finished:  # an empty part (or table): nothing to read, still finished
-            with c.transaction():
-                spec.setup(c)
-                close_part(c, spec, part)
-                spec.save(c, part, f"{page}:{horizon}", True)
 
     _run(conn, spec, parts, jobs, work, total, already, unit)
 
