@@ -60,7 +60,8 @@ class Settings(BaseSettings):
         ge=1,
         le=16,
         validation_alias="MCB_BACKFILL_JOBS",
-        description="Connections each migration backfill uses at once, each on its own part of the table.",
+        description="Connections the migration uses at once: each backfill on its own parts of the table, "
+        "and 0004's index builds on different tables side by side.",
     )
     secret_key: str | None = Field(
         default=None,

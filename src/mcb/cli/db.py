@@ -34,7 +34,8 @@ def upgrade(
     backup_path: Annotated[Path | None, typer.Option("--backup-path", help="Where to write that backup (default: $MCB_HOME/backups/).")] = None,
     backfill_jobs: Annotated[int | None, typer.Option(
         "--backfill-jobs", min=1, max=16,
-        help="Connections each backfill uses at once, each on its own part of the table "
+        help="Connections the migration uses at once: each backfill on its own parts of the table, and "
+             "the tenant keys' index builds (0004) on different tables side by side "
              "(default: MCB_BACKFILL_JOBS, 2). An interrupted backfill resumes with the parts it had.")] = None,
 ) -> None:
     """Bring the database to the head revision, online.

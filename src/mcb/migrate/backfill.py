@@ -51,8 +51,10 @@ PART_SEPARATOR = "/"
 # have ended. With two parts, 2 in turn let one part's statements hold back the pruning of the other's
 # pages (two thirds of the updates HOT instead of four fifths); 8 did not (docs/benchmarks.md, session 5).
 WINDOWS_PER_STEP = 8
-# Session settings a part's own connection copies from the migration's (the owner's admin policy, 0009).
-COPIED_SETTINGS = ("mcb.admin",)
+# Session settings another connection of the migration copies from its main one: the owner's admin policy
+# (0009), no statement timeout (a hosted server's cap would stop an index build), the server's check that
+# the client is still there (a killed upgrade's statements stop within a second), the name it shows.
+COPIED_SETTINGS = ("mcb.admin", "statement_timeout", "client_connection_check_interval", "application_name")
 
 
 @dataclass

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,8 +54,25 @@ def reporter() -> Reporter:
     return current_reporter()
 
 
+class _Lane(threading.local):
+    """The connection of the lane a thread runs (see :func:`side_by_side`), and the lanes' stop signal."""
+
+    conn: psycopg.Connection[Any] | None = None
+    stop: threading.Event | None = None
+
+
+_lane = _Lane()
+
+
+class LaneStopped(Exception):
+    """Another lane failed: this one stops before its next statement."""
+
+
 def raw() -> psycopg.Connection[Any]:
-    """The psycopg connection under Alembic's, in autocommit mode inside ``steps()``."""
+    """The psycopg connection under Alembic's, in autocommit mode inside ``steps()``; in a lane of
+    :func:`side_by_side`, that lane's own connection."""
+    if _lane.conn is not None:
+        return _lane.conn
     conn = op.get_bind().connection.driver_connection
     assert isinstance(conn, psycopg.Connection)
     return conn
@@ -86,6 +105,8 @@ def execute(statement: str, *, step: str | None = None, blocks_writes: bool = Tr
         op.execute(statement)
         return
     label = step or _first_line(statement)
+    if stopping():
+        raise LaneStopped(label)
     started = time.monotonic()
     run_with_retries(raw(), statement, label, reporter(), blocks_writes=blocks_writes)
     reporter().step_done(label, time.monotonic() - started)
@@ -194,6 +215,74 @@ def _first_line(statement: str) -> str:
         if line and not line.startswith("--"):
             return line[:100]
     return statement[:100]
+
+
+def stopping() -> bool:
+    """In a lane of :func:`side_by_side`: another lane failed, and this one should end now."""
+    return _lane.stop is not None and _lane.stop.is_set()
+
+
+def side_by_side(*lanes: Callable[[], None]) -> None:
+    """Run each lane, a sequence of operations of this module, on a connection of its own, up to
+    ``settings.backfill_jobs`` lanes at once; in order on the migration's connection with one job or in
+    offline mode.
+
+    For index builds and validations on different tables: a build's table scan and sort run in parallel
+    workers, but its last phases and a foreign key's validation run in one process, and the waits between
+    phases use no CPU at all, so builds on two tables side by side keep both CPUs busy. Lanes must not
+    depend on each other's work; they may touch the same tables, at the cost of lock retries. Every
+    operation is idempotent, so an interrupted run resumes lane by lane. The first failure stops the other
+    lanes before their next statement and is raised once they have; Ctrl-C cancels their statements.
+    """
+    jobs = min(settings.backfill_jobs, len(lanes))
+    if offline() or jobs <= 1 or _lane.conn is not None:
+        for lane in lanes:
+            lane()
+        return
+    connect = backfill.connector(raw())
+    stop = threading.Event()
+    pending = list(lanes)
+    taken = threading.Lock()
+    open_conns: list[psycopg.Connection[Any]] = []
+
+    def worker() -> None:
+        try:
+            own = connect()
+        except psycopg.OperationalError as exc:
+            reporter().message(f"    a migration connection was refused ({str(exc).strip().splitlines()[0]}); "
+                               "its lanes run on the others")
+            return
+        open_conns.append(own)
+        with own:
+            _lane.conn, _lane.stop = own, stop
+            try:
+                while not stop.is_set():
+                    with taken:
+                        if not pending:
+                            return
+                        lane = pending.pop(0)
+                    lane()
+            finally:
+                _lane.conn, _lane.stop = None, None
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lane") as pool:
+        futures = [pool.submit(worker) for _ in range(jobs)]
+        try:
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() for f in finished):
+                stop.set()
+            wait(futures)
+        except BaseException:  # Ctrl-C: the statements in flight are cancelled, their leftovers redone next run
+            stop.set()
+            for own in open_conns:
+                own.cancel_safe()
+            wait(futures)
+            raise
+    errors = [e for f in futures if (e := f.exception()) is not None and not isinstance(e, LaneStopped)]
+    if errors:
+        raise errors[0]
+    for lane in pending:  # every connection was refused: the lanes no one took run here
+        lane()
 
 
 # --------------------------------------------------------------------------------------------- catalog
@@ -422,14 +511,18 @@ def drop_unique_on(table: str, columns: Sequence[str], *, expected_name: str) ->
             )
 
 
-def add_constraint(table: str, name: str, definition: str) -> None:
-    """A CHECK or FOREIGN KEY: added NOT VALID (brief lock), then validated without blocking writes."""
+def add_constraint(table: str, name: str, definition: str, *, validate_now: bool = True) -> None:
+    """A CHECK or FOREIGN KEY: added NOT VALID (brief lock), then validated without blocking writes.
+
+    ``validate_now=False`` leaves the validation to a later :func:`validate` (the constraint already holds
+    for every row written from now on)."""
     if not constraint_exists(table, name):
         execute(
             f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID",
             step=f"{table}: add constraint {name}",
         )
-    validate(table, name)
+    if validate_now:
+        validate(table, name)
 
 
 def validate(table: str, name: str) -> None:

@@ -10,6 +10,8 @@ Revision ID: 0004
 Revises: 0003
 """
 
+from functools import partial
+
 from mcb.migrate import guards, online
 from mcb.migrate.legacy import NATURAL_PRIMARY_KEYS
 
@@ -68,34 +70,57 @@ def upgrade() -> None:
     with online.steps():
         # Contacts are referenced by (tenant_id, id) so a row can only point at a contact of its own tenant.
         online.add_unique("contacts", "contacts_tenant_id_id_key", ("tenant_id", "id"))
-        for table, name, definition, old_cols, ref in CONTACT_FKS:
-            online.add_constraint(table, name, definition)
+        # Each new foreign key holds for the rows written from here on; its table's lane checks the others.
+        for table, name, definition, _old_cols, _ref in CONTACT_FKS:
+            online.add_constraint(table, name, definition, validate_now=False)
+        # The rest of each table's keys and indexes, the tables side by side, the longest first.
+        online.side_by_side(*(partial(_table_keys, table) for table in ("webhook_logs", "contacts", "payments")),
+                            _meta_keys)
+        # The old foreign keys to contacts go once the new ones are validated (a lane that dropped one would
+        # wait for a gap between the index builds on contacts, which these locks conflict with).
+        for table, _name, _definition, old_cols, ref in CONTACT_FKS:
             for old in online.foreign_keys_on(table, old_cols, ref):
                 online.drop_constraint(table, old)
-        for table, name, cols, old_cols in TENANT_UNIQUES:
-            online.add_unique(table, name, cols)
-            online.drop_unique_on(table, old_cols, expected_name=f"{table}_{'_'.join(old_cols)}_key")
-
-        online.add_unique("meta_ads", "meta_ads_tenant_id_ad_id_key", ("tenant_id", "ad_id"))
-        for table, name, cols, old_cols in META_CHILDREN:
-            online.add_constraint(
-                table,
-                f"{table}_tenant_id_ad_id_fkey",
-                "FOREIGN KEY (tenant_id, ad_id) REFERENCES meta_ads (tenant_id, ad_id) ON DELETE CASCADE",
-            )
-            for old in online.foreign_keys_on(table, ("ad_id",), "meta_ads"):
-                online.drop_constraint(table, old)
-            online.add_unique(table, name, cols)
-            online.drop_unique_on(table, old_cols, expected_name=f"{table}_{'_'.join(old_cols)}_key")
-        # Only now that nothing depends on it can the global key of meta_ads go (the original's drop failed here).
-        online.drop_unique_on("meta_ads", ("ad_id",), expected_name="meta_ads_ad_id_key")
 
         for table, key in NATURAL_PRIMARY_KEYS.items():
             if online.table_exists(table):
                 online.add_unique(table, f"{table}_pkey", ("tenant_id", *key), primary_key=True)
 
-        for index_name, index_table, index_cols in TENANT_INDEXES:
+
+def _table_keys(table: str) -> None:
+    """One table's share: its new foreign keys validated, its tenant-scoped unique keys in place of the
+    global ones, its composite indexes."""
+    for fk_table, name, _definition, _old_cols, _ref in CONTACT_FKS:
+        if fk_table == table:
+            online.validate(table, name)
+    for unique_table, name, cols, old_cols in TENANT_UNIQUES:
+        if unique_table == table:
+            online.add_unique(table, name, cols)
+            online.drop_unique_on(table, old_cols, expected_name=f"{table}_{'_'.join(old_cols)}_key")
+    _indexes_on(table)
+
+
+def _indexes_on(table: str) -> None:
+    for index_name, index_table, index_cols in TENANT_INDEXES:
+        if index_table == table:
             online.create_index(index_name, index_table, index_cols)
+
+
+def _meta_keys() -> None:
+    online.add_unique("meta_ads", "meta_ads_tenant_id_ad_id_key", ("tenant_id", "ad_id"))
+    for table, name, cols, old_cols in META_CHILDREN:
+        online.add_constraint(
+            table,
+            f"{table}_tenant_id_ad_id_fkey",
+            "FOREIGN KEY (tenant_id, ad_id) REFERENCES meta_ads (tenant_id, ad_id) ON DELETE CASCADE",
+        )
+        for old in online.foreign_keys_on(table, ("ad_id",), "meta_ads"):
+            online.drop_constraint(table, old)
+        online.add_unique(table, name, cols)
+        online.drop_unique_on(table, old_cols, expected_name=f"{table}_{'_'.join(old_cols)}_key")
+    # Only now that nothing depends on it can the global key of meta_ads go (the original's drop failed here).
+    online.drop_unique_on("meta_ads", ("ad_id",), expected_name="meta_ads_ad_id_key")
+    _indexes_on("meta_ad_insights")
 
 
 def downgrade() -> None:
