@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +275,8 @@ def side_by_side(*lanes: Callable[[], None]) -> None:
         except BaseException:  # Ctrl-C: the statements in flight are cancelled, their leftovers redone next run
             stop.set()
             for own in open_conns:
-                own.cancel_safe()
+                with suppress(psycopg.Error):
+                    own.cancel_safe()
             wait(futures)
             raise
     errors = [e for f in futures if (e := f.exception()) is not None and not isinstance(e, LaneStopped)]
