@@ -19,7 +19,7 @@ from mcb.db.engine import make_engine
 from mcb.migrate import runner
 from mcb.migrate.verify import run_checks
 from tests.legacy_data import fill_legacy, fingerprint, legacy_columns
-from tests.revisions import HEAD
+from tests.revisions import HEAD, upgrade_to
 
 PPCU = "2cb58664-a84a-4d74-844a-4ccd49fcef5a"
 MCB = [sys.executable, "-c", "from mcb.cli import main; main()"]
@@ -168,6 +168,53 @@ def test_original_application_keeps_writing_during_the_upgrade(legacy_url: str, 
         rewritten = conn.execute("SELECT count(*) FROM contacts WHERE lead_summary LIKE 'rewritten %%'").fetchone()
     assert leads is not None and leads[0] == leads[1] >= 20_003
     assert rewritten is not None and rewritten[0] > 20
+
+
+def test_a_killed_upgrade_leaves_no_statement_running_on_its_other_connections(
+    legacy_url: str, cli_env: dict[str, str], settings: Settings
+) -> None:
+    """kill -9 while a lane of 0004 runs on a connection of its own: the server stops that lane's statement
+    (it was waiting on a lock) within seconds instead of leaving it to wait on, and the next run finishes."""
+    fill_legacy(legacy_url, contacts=500, payments=200, webhook_logs=200, ads=5, insights_per_ad=3)
+    upgrade_to(legacy_url, "0003")
+    lane_build = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND query LIKE 'CREATE UNIQUE INDEX CONCURRENTLY%%meta_ads%%' AND pid <> pg_backend_pid()")
+    with psycopg.connect(legacy_url) as blocker, psycopg.connect(legacy_url, autocommit=True) as watcher:
+        # An open transaction that may write meta_ads: a concurrent build on meta_ads waits for it to end.
+        blocker.execute("LOCK TABLE meta_ads IN ROW EXCLUSIVE MODE")
+        proc = _start_upgrade(legacy_url, {**cli_env, "MCB_BACKFILL_JOBS": "2"})
+        try:
+            deadline = time.monotonic() + 120
+            while not watcher.execute(lane_build + " AND wait_event_type = 'Lock'").fetchall():
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the build on meta_ads never started"
+                time.sleep(0.05)
+            main = watcher.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+                                   "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
+            lane = {r[0] for r in watcher.execute(lane_build).fetchall()}
+            assert main and not lane & {r[0] for r in main}  # the build runs on another connection
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        deadline = time.monotonic() + 15
+        while watcher.execute(lane_build).fetchall():
+            assert time.monotonic() < deadline, "the killed upgrade's build went on waiting"
+            time.sleep(0.1)
+        assert _revision_and_log(legacy_url)[0] == "0003"
+        blocker.rollback()
+
+    final = subprocess.run([*MCB, "db", "upgrade", "--no-backup"], env={**cli_env, "DATABASE_URL": legacy_url},
+                           capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    engine = make_engine(legacy_url)
+    try:
+        report = run_checks(engine, settings)
+    finally:
+        engine.dispose()
+    assert report.passed, [c for c in report.checks if not c.passed]
+    with psycopg.connect(legacy_url) as conn:
+        valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'meta_ads_tenant_id_ad_id_key'::regclass")
+        assert valid.fetchone() == (True,)
 
 
 def test_a_second_upgrade_waits_for_the_first(legacy_url: str, cli_env: dict[str, str]) -> None:

@@ -22,7 +22,7 @@ from tests.legacy_data import (
     fingerprint,
     legacy_columns,
 )
-from tests.revisions import FORWARD, HEAD
+from tests.revisions import FORWARD, HEAD, upgrade_to
 
 PPCU = "2cb58664-a84a-4d74-844a-4ccd49fcef5a"
 CENTNER = "4b8c38aa-969f-4fb6-846e-f59436bda9d4"
@@ -296,24 +296,6 @@ def test_the_upgrade_leaves_statistics_on_the_tables_it_filled_or_rewrote(legacy
     assert "funnel_events" in log[-2][1]
 
 
-def _upgrade_to(url: str, target: str) -> None:
-    """Alembic alone up to ``target`` (the runner always goes to head)."""
-    from alembic import command
-
-    from mcb.migrate import ledger
-
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            ledger.ensure_ledger(conn)
-            command.stamp(runner.alembic_config(conn), runner.BASE_REVISION)
-            conn.commit()
-            command.upgrade(runner.alembic_config(conn), target)
-            conn.commit()
-    finally:
-        engine.dispose()
-
-
 def test_an_event_backfill_an_earlier_version_began_by_key_is_finished_by_key(
     legacy_url: str, settings: Settings
 ) -> None:
@@ -323,7 +305,7 @@ def test_an_event_backfill_an_earlier_version_began_by_key_is_finished_by_key(
     import importlib.util
 
     fill_legacy(legacy_url, contacts=300, payments=0, webhook_logs=0, ads=0, insights_per_ad=0)
-    _upgrade_to(legacy_url, "0004")
+    upgrade_to(legacy_url, "0004")
     path = Path(runner.__file__).parent.parent / "migrations" / "versions" / "0005_funnel_events.py"
     spec = importlib.util.spec_from_file_location("revision_0005", path)
     assert spec is not None and spec.loader is not None
