@@ -166,11 +166,19 @@ def test_downgrade_rejects_unknown_targets(head_url: str, cli_env: dict[str, str
 
 
 def test_dry_run_prints_plan_and_sql(legacy_url: str, cli_env: dict[str, str]) -> None:
-    proc = mcb(cli_env, "db", "upgrade", "--dry-run", url=legacy_url)
+    # Written to a pipe, as `mcb db upgrade --dry-run > plan.sql` does: every statement whole, at any width.
+    proc = mcb({**cli_env, "COLUMNS": "80"}, "db", "upgrade", "--dry-run", url=legacy_url)
     assert proc.returncode == 0, proc.stderr
     assert "Would adopt the original single-tenant schema (stamp revision 0001)." in proc.stdout
     assert "0005  funnel_events, the append-only history" in proc.stdout
     assert "CREATE TABLE IF NOT EXISTS funnel_events" in proc.stdout
+    assert "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS contacts_tenant_id_id_key ON contacts (tenant_id, id);\n" in proc.stdout
+    # The original's global keys, which 0004 finds by their columns when it runs, are in the plan by name.
+    for drop in ("ALTER TABLE payments DROP CONSTRAINT IF EXISTS payments_contact_id_fkey",
+                 "ALTER TABLE webhook_logs DROP CONSTRAINT IF EXISTS fk_contact",
+                 "DROP INDEX CONCURRENTLY IF EXISTS idx_payments_event_id",
+                 "ALTER TABLE meta_ad_insights DROP CONSTRAINT IF EXISTS meta_ad_insights_ad_id_fkey"):
+        assert drop in proc.stdout
     assert "Dry run: nothing was changed." in proc.stdout
 
 

@@ -63,7 +63,10 @@ def upgrade(
             out.print("Would apply:")
             for p in result.plan:
                 out.print(f"  {p.revision}  {p.title}")
-            out.print(Syntax(result.sql or "", "sql", word_wrap=True))
+            if out.is_terminal:
+                out.print(Syntax(result.sql or "", "sql", word_wrap=True), soft_wrap=False)
+            else:  # to a file or a pipe: the SQL exactly, each line whole, whatever the width
+                out.print(result.sql or "", markup=False, highlight=False, soft_wrap=True)
         out.print("Dry run: nothing was changed.")
         return
     if result.noop:

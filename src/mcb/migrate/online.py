@@ -372,10 +372,11 @@ def unique_constraints_on(table: str, columns: Sequence[str]) -> list[tuple[str,
     return found
 
 
-def foreign_keys_on(table: str, columns: Sequence[str], referenced: str) -> list[str]:
-    """Names of the foreign keys of ``table`` on exactly ``columns`` that point at ``referenced``."""
+def foreign_keys_on(table: str, columns: Sequence[str], referenced: str, *, expected: str | None = None) -> list[str]:
+    """Names of the foreign keys of ``table`` on exactly ``columns`` that point at ``referenced``; in
+    offline mode, ``expected`` (the name the original schema gives it), so the printed plan shows it."""
     if offline():
-        return []
+        return [expected] if expected else []
     rows = query(
         """
         SELECT con.conname,
@@ -497,10 +498,15 @@ def _pk_columns(table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def drop_unique_on(table: str, columns: Sequence[str], *, expected_name: str) -> None:
-    """Drop every unique constraint or unique index on exactly ``columns`` (whatever it is called)."""
+def drop_unique_on(
+    table: str, columns: Sequence[str], *, expected_name: str, expected_indexes: Sequence[str] = ()
+) -> None:
+    """Drop every unique constraint or unique index on exactly ``columns`` (whatever it is called). In
+    offline mode the plan names the ones the original schema has: ``expected_name``, ``expected_indexes``."""
     if offline():
         execute(f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {expected_name}")
+        for index in expected_indexes:
+            drop_index(index)
         return
     for name, kind in unique_constraints_on(table, columns):
         if kind == "i":

@@ -45,6 +45,11 @@ CONTACT_FKS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ),
 )
 
+# The original schema's names for what 0004 replaces, found by their columns when it runs; named here for
+# the plan that --dry-run prints and for the downgrade.
+LEGACY_CONTACT_FKS = {"payments": "payments_contact_id_fkey", "webhook_logs": "fk_contact"}
+LEGACY_UNIQUE_INDEXES = {"payments": ("idx_payments_event_id",)}
+
 META_CHILDREN: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("meta_ad_creatives", "meta_ad_creatives_tenant_id_ad_id_key", ("tenant_id", "ad_id"), ("ad_id",)),
     (
@@ -79,7 +84,7 @@ def upgrade() -> None:
         # The old foreign keys to contacts go once the new ones are validated (a lane that dropped one would
         # wait for a gap between the index builds on contacts, which these locks conflict with).
         for table, _name, _definition, old_cols, ref in CONTACT_FKS:
-            for old in online.foreign_keys_on(table, old_cols, ref):
+            for old in online.foreign_keys_on(table, old_cols, ref, expected=LEGACY_CONTACT_FKS[table]):
                 online.drop_constraint(table, old)
 
         for table, key in NATURAL_PRIMARY_KEYS.items():
@@ -96,7 +101,8 @@ def _table_keys(table: str) -> None:
     for unique_table, name, cols, old_cols in TENANT_UNIQUES:
         if unique_table == table:
             online.add_unique(table, name, cols)
-            online.drop_unique_on(table, old_cols, expected_name=f"{table}_{'_'.join(old_cols)}_key")
+            online.drop_unique_on(table, old_cols, expected_name=f"{table}_{'_'.join(old_cols)}_key",
+                                  expected_indexes=LEGACY_UNIQUE_INDEXES.get(table, ()))
     _indexes_on(table)
 
 
@@ -114,7 +120,7 @@ def _meta_keys() -> None:
             f"{table}_tenant_id_ad_id_fkey",
             "FOREIGN KEY (tenant_id, ad_id) REFERENCES meta_ads (tenant_id, ad_id) ON DELETE CASCADE",
         )
-        for old in online.foreign_keys_on(table, ("ad_id",), "meta_ads"):
+        for old in online.foreign_keys_on(table, ("ad_id",), "meta_ads", expected=f"{table}_ad_id_fkey"):
             online.drop_constraint(table, old)
         online.add_unique(table, name, cols)
         online.drop_unique_on(table, old_cols, expected_name=f"{table}_{'_'.join(old_cols)}_key")
@@ -147,11 +153,10 @@ def downgrade() -> None:
             online.drop_constraint(table, name)
         # The original also had a second unique index on payments.payment_event_id; it comes back too.
         online.create_index("idx_payments_event_id", "payments", "payment_event_id", unique=True)
-        legacy_fk_names = {"payments": "payments_contact_id_fkey", "webhook_logs": "fk_contact"}
         for table, name, _definition, _old_cols, _ref in reversed(CONTACT_FKS):
             online.add_constraint(
                 table,
-                legacy_fk_names[table],
+                LEGACY_CONTACT_FKS[table],
                 "FOREIGN KEY (contact_id) REFERENCES contacts (id) ON DELETE SET NULL",
             )
             online.drop_constraint(table, name)
