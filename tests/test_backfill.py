@@ -3,6 +3,8 @@ interrupted and resumed, every row done exactly once."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -206,6 +208,36 @@ def test_interrupted_single_cursor_pass_finishes_as_one_part(keyed: str) -> None
     _run_keyed(keyed, jobs=3)
     assert _dst(keyed) == (ROWS, ROWS, ROWS)
     assert _state(keyed) == [("copy", None, ROWS, True)]
+
+
+def test_ctrl_c_stops_every_part_at_once_and_the_next_run_finishes(keyed: str) -> None:
+    """Ctrl-C cancels the batches in flight and starts no more (the parts used to run on to the end of the
+    table first); each part keeps the position of its last committed batch."""
+    slow = KEY_BATCH.replace("(SELECT trip()) t", "(SELECT trip()) t, (SELECT pg_sleep(0.2)) z")
+    main_thread = threading.get_ident()
+
+    def interrupt_after_a_few_batches() -> None:
+        with psycopg.connect(keyed, autocommit=True) as watcher:
+            deadline = time.monotonic() + 30
+            while watcher.execute("SELECT count(*) FROM dst").fetchone() < (200,):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt_after_a_few_batches)
+    interrupter.start()
+    with _connect(keyed) as conn, pytest.raises(KeyboardInterrupt):
+        spec = backfill.Backfill("copy", "src", None, KEY_SWEEP, 100, Reporter())
+        backfill.run_keyset(conn, spec, backfill.Keys("src", "id", "uuid", slow), jobs=2, unit="rows")
+    interrupter.join()
+    written, distinct, _ = _dst(keyed)
+    assert written == distinct and 200 <= written < ROWS // 2  # 30 batches of 0.2 s were left, not run
+    state = _state(keyed)
+    assert len(state) == 3 and not any(finished for *_, finished in state)
+    assert sum(r[2] for r in state[1:]) == written
+
+    _run_keyed(keyed, jobs=2)
+    assert _dst(keyed) == (ROWS, ROWS, ROWS)
 
 
 def test_refused_connections_leave_their_parts_to_the_migration_connection(keyed: str) -> None:

@@ -40,6 +40,15 @@ def _start_upgrade(url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _assert_verify_passes(url: str, settings: Settings) -> None:
+    engine = make_engine(url)
+    try:
+        report = run_checks(engine, settings)
+    finally:
+        engine.dispose()
+    assert report.passed, [c for c in report.checks if not c.passed]
+
+
 @pytest.mark.slow
 def test_kill_9_at_any_point_then_rerun_finishes_with_data_unchanged(
     legacy_url: str, cli_env: dict[str, str], settings: Settings
@@ -80,12 +89,7 @@ def test_kill_9_at_any_point_then_rerun_finishes_with_data_unchanged(
     assert final.returncode == 0, final.stderr
     assert "Traceback" not in final.stderr
 
-    engine = make_engine(legacy_url)
-    try:
-        report = run_checks(engine, settings)
-    finally:
-        engine.dispose()
-    assert report.passed, [c for c in report.checks if not c.passed]
+    _assert_verify_passes(legacy_url, settings)
     assert fingerprint(legacy_url, columns) == before
     with psycopg.connect(legacy_url) as conn:
         events = conn.execute("SELECT count(*) FROM funnel_events").fetchone()[0]  # type: ignore[index]
@@ -206,12 +210,7 @@ def test_a_killed_upgrade_leaves_no_statement_running_on_its_other_connections(
     final = subprocess.run([*MCB, "db", "upgrade", "--no-backup"], env={**cli_env, "DATABASE_URL": legacy_url},
                            capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
-    engine = make_engine(legacy_url)
-    try:
-        report = run_checks(engine, settings)
-    finally:
-        engine.dispose()
-    assert report.passed, [c for c in report.checks if not c.passed]
+    _assert_verify_passes(legacy_url, settings)
     with psycopg.connect(legacy_url) as conn:
         valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'meta_ads_tenant_id_ad_id_key'::regclass")
         assert valid.fetchone() == (True,)

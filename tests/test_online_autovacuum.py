@@ -17,17 +17,8 @@ import psycopg
 import pytest
 
 from mcb.migrate import online
-from mcb.migrate.progress import Reporter
 from tests.pg import private_server
-
-
-class Messages(Reporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: list[str] = []
-
-    def message(self, text: str) -> None:
-        self.texts.append(text.strip())
+from tests.reporting import Messages
 
 
 @pytest.fixture(scope="module")

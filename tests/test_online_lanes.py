@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
@@ -16,16 +17,8 @@ from sqlalchemy.engine import make_url
 
 from mcb.db.engine import make_engine
 from mcb.migrate import online
-from mcb.migrate.progress import Reporter, reporting
-
-
-class Messages(Reporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: list[str] = []
-
-    def message(self, text: str) -> None:
-        self.texts.append(text.strip())
+from mcb.migrate.progress import reporting
+from tests.reporting import Messages
 
 
 @contextmanager
@@ -137,3 +130,34 @@ def test_lanes_run_on_the_migration_connection_when_the_server_refuses_more(empt
             admin.execute(f"DROP ROLE {role}")
 
 
+
+
+def test_ctrl_c_cancels_the_statements_of_the_lanes_and_starts_no_more(empty_url: str) -> None:
+    main_thread = threading.get_ident()
+    outcome: dict[str, type[BaseException]] = {}
+
+    def sleeping() -> None:
+        try:
+            online.execute("SELECT pg_sleep(120)", step="sleep", blocks_writes=False)
+        except BaseException as exc:
+            outcome["sleeping"] = type(exc)
+            raise
+
+    def interrupting() -> None:
+        deadline = time.monotonic() + 20
+        while not online.scalar("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)' "
+                                "AND state = 'active' AND datname = current_database()"):
+            assert time.monotonic() < deadline, "the other lane's statement never started"
+            time.sleep(0.02)
+        signal.pthread_kill(main_thread, signal.SIGINT)  # what Ctrl-C does to mcb db upgrade
+        while not online.stopping():  # so that this connection takes no other lane meanwhile
+            assert time.monotonic() < deadline, "Ctrl-C did not stop the lanes"
+            time.sleep(0.01)
+
+    def queued() -> None:
+        online.execute("CREATE TABLE after_interrupt (id int)")
+
+    with revision(empty_url, jobs=2), pytest.raises(KeyboardInterrupt):
+        online.side_by_side(sleeping, interrupting, queued)
+    assert outcome == {"sleeping": psycopg.errors.QueryCanceled}
+    assert "after_interrupt" not in _tables(empty_url)

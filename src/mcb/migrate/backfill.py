@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import pairwise
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -43,6 +44,7 @@ from mcb.migrate.ledger import LEDGER_DDL
 from mcb.migrate.progress import Reporter
 
 Conn = psycopg.Connection[Any]
+T = TypeVar("T")
 Report = Callable[[int, int], None]
 
 PART_SEPARATOR = "/"
@@ -213,53 +215,83 @@ def connector(conn: Conn) -> Callable[[], Conn]:
     return connect
 
 
-def run_parts(
-    conn: Conn, parts: list[Part], jobs: int, work: Callable[[Conn, Part], None], stop: threading.Event,
+class Stopped(Exception):
+    """Raised by work that ended early because ``stop`` was set: another connection's work failed."""
+
+
+def on_connections(
+    conn: Conn, items: Sequence[T], jobs: int, work: Callable[[Conn, T], None], stop: threading.Event,
     reporter: Reporter | None = None,
 ) -> None:
-    """Run ``work`` on every unfinished part: on ``conn`` one after the other, or on up to ``jobs`` more
-    connections at once. The first failure stops the others after their current batch, and is raised.
-    A connection the server refuses (too many clients) leaves its share to the others, and what no other
-    connection could take is done on ``conn`` afterwards."""
-    pending = [p for p in parts if not p.finished]
-    if jobs <= 1 or len(pending) <= 1:
-        for part in pending:
-            work(conn, part)
+    """Run ``work`` on every item: on ``conn`` one after the other, or on up to ``jobs`` more connections
+    at once, each taking the next item when it is done with one.
+
+    - The first failure sets ``stop`` (work looks at it between its transactions), and is raised once every
+      connection has stopped.
+    - Ctrl-C sets it too and cancels the statements in flight: the process ends at once, and what they had
+      not committed is redone by the next run.
+    - A connection the server refuses (too many clients) leaves its share to the others, and what no other
+      connection could take is done on ``conn`` afterwards.
+    """
+    jobs = min(jobs, len(items))
+    if jobs <= 1:
+        for item in items:
+            work(conn, item)
         return
-    queue: SimpleQueue[Part] = SimpleQueue()
-    for part in pending:
-        queue.put(part)
+    queue: SimpleQueue[T] = SimpleQueue()
+    for item in items:
+        queue.put(item)
     connect = connector(conn)
+    opened: list[Conn] = []
 
     def worker() -> None:
         try:
             own = connect()
         except psycopg.OperationalError as exc:
             if reporter is not None:
-                reporter.message(f"    a backfill connection was refused ({str(exc).strip().splitlines()[0]}); "
+                reporter.message(f"    a migration connection was refused ({str(exc).strip().splitlines()[0]}); "
                                  "the others take its share")
             return
+        opened.append(own)
         with own:
             while not stop.is_set():
                 try:
-                    part = queue.get_nowait()
+                    item = queue.get_nowait()
                 except Empty:
                     return
-                work(own, part)
+                work(own, item)
 
-    with ThreadPoolExecutor(max_workers=min(jobs, len(pending)), thread_name_prefix="backfill") as pool:
-        futures = [pool.submit(worker) for _ in range(min(jobs, len(pending)))]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        if any(f.exception() for f in done):
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="migration") as pool:
+        futures = [pool.submit(worker) for _ in range(jobs)]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() for f in done):
+                stop.set()
+            wait(futures)
+        except BaseException:  # Ctrl-C
             stop.set()
-        wait(futures)
-    for future in futures:
-        error = future.exception()
-        if error is not None:
-            raise error
-    for part in pending:
-        if not part.finished:
-            work(conn, part)
+            for own in opened:
+                with suppress(psycopg.Error):
+                    own.cancel_safe()
+            wait(futures)
+            raise
+    errors = [error for f in futures if (error := f.exception()) is not None]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])
+    while True:  # what no connection took: every one was refused
+        try:
+            item = queue.get_nowait()
+        except Empty:
+            return
+        work(conn, item)
+
+
+def run_parts(
+    conn: Conn, parts: list[Part], jobs: int, work: Callable[[Conn, Part], None], stop: threading.Event,
+    reporter: Reporter | None = None,
+) -> None:
+    """Run ``work`` on every unfinished part (:func:`on_connections`)."""
+    on_connections(conn, [p for p in parts if not p.finished], jobs, work, stop, reporter)
 
 
 def close_part(conn: Conn, spec: Backfill, part: Part) -> None:

@@ -19,8 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ class _Lane(threading.local):
 _lane = _Lane()
 
 
-class LaneStopped(Exception):
+class LaneStopped(backfill.Stopped):
     """Another lane failed: this one stops before its next statement."""
 
 
@@ -232,58 +231,23 @@ def side_by_side(*lanes: Callable[[], None]) -> None:
     phases use no CPU at all, so builds on two tables side by side keep both CPUs busy. Lanes must not
     depend on each other's work; they may touch the same tables, at the cost of lock retries. Every
     operation is idempotent, so an interrupted run resumes lane by lane. The first failure stops the other
-    lanes before their next statement and is raised once they have; Ctrl-C cancels their statements.
+    lanes before their next statement and is raised once they have; Ctrl-C cancels their statements
+    (:func:`backfill.on_connections`).
     """
-    jobs = min(settings.backfill_jobs, len(lanes))
-    if offline() or jobs <= 1 or _lane.conn is not None:
+    if offline() or _lane.conn is not None:
         for lane in lanes:
             lane()
         return
-    connect = backfill.connector(raw())
     stop = threading.Event()
-    pending = list(lanes)
-    taken = threading.Lock()
-    open_conns: list[psycopg.Connection[Any]] = []
 
-    def worker() -> None:
+    def run(conn: psycopg.Connection[Any], lane: Callable[[], None]) -> None:
+        _lane.conn, _lane.stop = conn, stop
         try:
-            own = connect()
-        except psycopg.OperationalError as exc:
-            reporter().message(f"    a migration connection was refused ({str(exc).strip().splitlines()[0]}); "
-                               "its lanes run on the others")
-            return
-        open_conns.append(own)
-        with own:
-            _lane.conn, _lane.stop = own, stop
-            try:
-                while not stop.is_set():
-                    with taken:
-                        if not pending:
-                            return
-                        lane = pending.pop(0)
-                    lane()
-            finally:
-                _lane.conn, _lane.stop = None, None
+            lane()
+        finally:
+            _lane.conn, _lane.stop = None, None
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lane") as pool:
-        futures = [pool.submit(worker) for _ in range(jobs)]
-        try:
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() for f in finished):
-                stop.set()
-            wait(futures)
-        except BaseException:  # Ctrl-C: the statements in flight are cancelled, their leftovers redone next run
-            stop.set()
-            for own in open_conns:
-                with suppress(psycopg.Error):
-                    own.cancel_safe()
-            wait(futures)
-            raise
-    errors = [e for f in futures if (e := f.exception()) is not None and not isinstance(e, LaneStopped)]
-    if errors:
-        raise errors[0]
-    for lane in pending:  # every connection was refused: the lanes no one took run here
-        lane()
+    backfill.on_connections(raw(), lanes, settings.backfill_jobs, run, stop, reporter())
 
 
 # --------------------------------------------------------------------------------------------- catalog
