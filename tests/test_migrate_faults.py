@@ -216,6 +216,45 @@ def test_a_killed_upgrade_leaves_no_statement_running_on_its_other_connections(
         assert valid.fetchone() == (True,)
 
 
+def test_ctrl_c_ends_the_upgrade_at_once_and_says_so(
+    legacy_url: str, cli_env: dict[str, str], settings: Settings
+) -> None:
+    """Ctrl-C while a lane of 0004 waits on a lock: the statement is cancelled, the command says it was
+    interrupted and exits with 130 (no traceback), and the next run finishes."""
+    fill_legacy(legacy_url, contacts=500, payments=200, webhook_logs=200, ads=5, insights_per_ad=3)
+    upgrade_to(legacy_url, "0003")
+    lane_build = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND query LIKE 'CREATE UNIQUE INDEX CONCURRENTLY%%meta_ads%%' AND pid <> pg_backend_pid()")
+    with psycopg.connect(legacy_url) as blocker, psycopg.connect(legacy_url, autocommit=True) as watcher:
+        blocker.execute("LOCK TABLE meta_ads IN ROW EXCLUSIVE MODE")
+        # As from a terminal: a test runner's worker may have SIGINT ignored, which a child inherits.
+        proc = subprocess.Popen([*MCB, "db", "upgrade", "--no-backup"], env={**cli_env, "DATABASE_URL": legacy_url},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 120
+            while not watcher.execute(lane_build + " AND wait_event_type = 'Lock'").fetchall():
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the build on meta_ads never started"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130
+        assert "Interrupted; every step that finished is recorded, run the command again to continue." in err
+        assert "Traceback" not in err
+        # The lane's statement was cancelled by the command itself, not left to wait for the lock.
+        assert watcher.execute(lane_build + " AND state = 'active'").fetchall() == []
+        blocker.rollback()
+
+    final = subprocess.run([*MCB, "db", "upgrade", "--no-backup"], env={**cli_env, "DATABASE_URL": legacy_url},
+                           capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    _assert_verify_passes(legacy_url, settings)
+
+
 def test_a_second_upgrade_waits_for_the_first(legacy_url: str, cli_env: dict[str, str]) -> None:
     """Two operators starting the upgrade at once: the second waits, then finds nothing left to do."""
     fill_legacy(legacy_url, contacts=5_000, payments=1_000, webhook_logs=100, ads=5, insights_per_ad=2)

@@ -73,5 +73,13 @@ def main() -> None:
         err.print(f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("Interrupted; every step that finished is recorded, run the command again to continue.")
-        sys.exit(130)
+        _interrupted()
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer turns Ctrl-C in a command into a silent exit with status 130
+            _interrupted()
+        raise
+
+
+def _interrupted() -> None:
+    err.print("Interrupted; every step that finished is recorded, run the command again to continue.")
+    sys.exit(130)
