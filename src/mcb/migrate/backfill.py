@@ -286,14 +286,6 @@ def on_connections(
         work(conn, item)
 
 
-def run_parts(
-    conn: Conn, parts: list[Part], jobs: int, work: Callable[[Conn, Part], None], stop: threading.Event,
-    reporter: Reporter | None = None,
-) -> None:
-    """Run ``work`` on every unfinished part (:func:`on_connections`)."""
-    on_connections(conn, [p for p in parts if not p.finished], jobs, work, stop, reporter)
-
-
 def close_part(conn: Conn, spec: Backfill, part: Part) -> None:
     """In a part's last transaction: the sweep, when the part is the whole pass (the backfill's own row)."""
     if part.state == spec.name:
@@ -320,7 +312,7 @@ def _run(conn: Conn, spec: Backfill, parts: list[Part], jobs: int, work: Callabl
          total: int, already: int, unit: str) -> None:
     spec._bar = spec.reporter.backfill_started(spec.name, total, already, unit)
     started = time.monotonic()
-    run_parts(conn, parts, jobs, work, spec.stop, spec.reporter)
+    on_connections(conn, [p for p in parts if not p.finished], jobs, work, spec.stop, spec.reporter)
     done = finish(conn, spec, parts)
     spec._bar.finish()
     spec.reporter.step_done(f"backfill {spec.name}: {done} rows written", time.monotonic() - started)
