@@ -9,7 +9,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -174,43 +177,65 @@ def test_original_application_keeps_writing_during_the_upgrade(legacy_url: str, 
     assert rewritten is not None and rewritten[0] > 20
 
 
+# 0004's build on meta_ads, which runs in a lane of its own (the Meta tables'), as pg_stat_activity shows it.
+META_LANE_BUILD = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND query LIKE 'CREATE UNIQUE INDEX CONCURRENTLY%%meta_ads%%' AND pid <> pg_backend_pid()")
+
+
+@contextmanager
+def _upgrade_held_in_a_lane(url: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], psycopg.Connection[Any]]]:
+    """``mcb db upgrade`` from 0003, held in 0004's Meta lane: the test's open transaction, which may write
+    meta_ads, makes the lane's concurrent build on meta_ads wait for it. Yields the process once that build
+    waits, and a connection to watch with; at the exit the process is killed if it still runs, and the
+    transaction ends."""
+    fill_legacy(url, contacts=500, payments=200, webhook_logs=200, ads=5, insights_per_ad=3)
+    upgrade_to(url, "0003")
+    with psycopg.connect(url) as blocker, psycopg.connect(url, autocommit=True) as watcher:
+        blocker.execute("LOCK TABLE meta_ads IN ROW EXCLUSIVE MODE")
+        # As from a terminal: a test runner's worker may have SIGINT ignored, which a child inherits.
+        proc = subprocess.Popen([*MCB, "db", "upgrade", "--no-backup"], env={**env, "DATABASE_URL": url},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 120
+            while not watcher.execute(META_LANE_BUILD + " AND wait_event_type = 'Lock'").fetchall():
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the build on meta_ads never started"
+                time.sleep(0.05)
+            yield proc, watcher
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            blocker.rollback()
+
+
+def _rerun_finishes(url: str, env: dict[str, str], settings: Settings) -> None:
+    final = subprocess.run([*MCB, "db", "upgrade", "--no-backup"], env={**env, "DATABASE_URL": url},
+                           capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    _assert_verify_passes(url, settings)
+
+
 def test_a_killed_upgrade_leaves_no_statement_running_on_its_other_connections(
     legacy_url: str, cli_env: dict[str, str], settings: Settings
 ) -> None:
     """kill -9 while a lane of 0004 runs on a connection of its own: the server stops that lane's statement
     (it was waiting on a lock) within seconds instead of leaving it to wait on, and the next run finishes."""
-    fill_legacy(legacy_url, contacts=500, payments=200, webhook_logs=200, ads=5, insights_per_ad=3)
-    upgrade_to(legacy_url, "0003")
-    lane_build = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                  "AND query LIKE 'CREATE UNIQUE INDEX CONCURRENTLY%%meta_ads%%' AND pid <> pg_backend_pid()")
-    with psycopg.connect(legacy_url) as blocker, psycopg.connect(legacy_url, autocommit=True) as watcher:
-        # An open transaction that may write meta_ads: a concurrent build on meta_ads waits for it to end.
-        blocker.execute("LOCK TABLE meta_ads IN ROW EXCLUSIVE MODE")
-        proc = _start_upgrade(legacy_url, {**cli_env, "MCB_BACKFILL_JOBS": "2"})
-        try:
-            deadline = time.monotonic() + 120
-            while not watcher.execute(lane_build + " AND wait_event_type = 'Lock'").fetchall():
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the build on meta_ads never started"
-                time.sleep(0.05)
-            main = watcher.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
-                                   "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
-            lane = {r[0] for r in watcher.execute(lane_build).fetchall()}
-            assert main and not lane & {r[0] for r in main}  # the build runs on another connection
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+    with _upgrade_held_in_a_lane(legacy_url, cli_env) as (proc, watcher):
+        main = watcher.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+                               "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
+        lane = {r[0] for r in watcher.execute(META_LANE_BUILD).fetchall()}
+        assert main and not lane & {r[0] for r in main}  # the build runs on another connection
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
         deadline = time.monotonic() + 15
-        while watcher.execute(lane_build).fetchall():
+        while watcher.execute(META_LANE_BUILD).fetchall():
             assert time.monotonic() < deadline, "the killed upgrade's build went on waiting"
             time.sleep(0.1)
         assert _revision_and_log(legacy_url)[0] == "0003"
-        blocker.rollback()
 
-    final = subprocess.run([*MCB, "db", "upgrade", "--no-backup"], env={**cli_env, "DATABASE_URL": legacy_url},
-                           capture_output=True, text=True, timeout=300)
-    assert final.returncode == 0, final.stderr
-    _assert_verify_passes(legacy_url, settings)
+    _rerun_finishes(legacy_url, cli_env, settings)
     with psycopg.connect(legacy_url) as conn:
         valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'meta_ads_tenant_id_ad_id_key'::regclass")
         assert valid.fetchone() == (True,)
@@ -221,38 +246,16 @@ def test_ctrl_c_ends_the_upgrade_at_once_and_says_so(
 ) -> None:
     """Ctrl-C while a lane of 0004 waits on a lock: the statement is cancelled, the command says it was
     interrupted and exits with 130 (no traceback), and the next run finishes."""
-    fill_legacy(legacy_url, contacts=500, payments=200, webhook_logs=200, ads=5, insights_per_ad=3)
-    upgrade_to(legacy_url, "0003")
-    lane_build = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                  "AND query LIKE 'CREATE UNIQUE INDEX CONCURRENTLY%%meta_ads%%' AND pid <> pg_backend_pid()")
-    with psycopg.connect(legacy_url) as blocker, psycopg.connect(legacy_url, autocommit=True) as watcher:
-        blocker.execute("LOCK TABLE meta_ads IN ROW EXCLUSIVE MODE")
-        # As from a terminal: a test runner's worker may have SIGINT ignored, which a child inherits.
-        proc = subprocess.Popen([*MCB, "db", "upgrade", "--no-backup"], env={**cli_env, "DATABASE_URL": legacy_url},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        try:
-            deadline = time.monotonic() + 120
-            while not watcher.execute(lane_build + " AND wait_event_type = 'Lock'").fetchall():
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the build on meta_ads never started"
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
-            _out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with _upgrade_held_in_a_lane(legacy_url, cli_env) as (proc, watcher):
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130
         assert "Interrupted; every step that finished is recorded, run the command again to continue." in err
         assert "Traceback" not in err
         # The lane's statement was cancelled by the command itself, not left to wait for the lock.
-        assert watcher.execute(lane_build + " AND state = 'active'").fetchall() == []
-        blocker.rollback()
+        assert watcher.execute(META_LANE_BUILD + " AND state = 'active'").fetchall() == []
 
-    final = subprocess.run([*MCB, "db", "upgrade", "--no-backup"], env={**cli_env, "DATABASE_URL": legacy_url},
-                           capture_output=True, text=True, timeout=300)
-    assert final.returncode == 0, final.stderr
-    _assert_verify_passes(legacy_url, settings)
+    _rerun_finishes(legacy_url, cli_env, settings)
 
 
 def test_a_second_upgrade_waits_for_the_first(legacy_url: str, cli_env: dict[str, str]) -> None:
